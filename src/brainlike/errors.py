@@ -1,0 +1,36 @@
+"""Errors users see: each names the file, the field and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BrainlikeError(Exception):
+    """Base class of errors that the CLI reports as one clear line and exit code 1."""
+
+
+class ConfigError(BrainlikeError):
+    """params.yaml holds an unknown key or a bad value."""
+
+
+class DataError(BrainlikeError):
+    """An input file is missing, malformed or inconsistent.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The offending file (or folder).
+    problem : str
+        What is wrong and what was expected.
+    field : str, optional
+        The column, key or attribute concerned.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str, field: str | None = None):
+        self.path = None if path is None else str(path)
+        self.field = field
+        self.problem = problem
+        where = self.path or "<input>"
+        if field:
+            where = f"{where} [{field}]"
+        super().__init__(f"{where}: {problem}")
