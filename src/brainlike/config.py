@@ -94,6 +94,21 @@ class EmbeddedConfig(_Section):
         return self
 
 
+# --- validation section: owned by the validation layer (issue 3) -----------------------
+class ValidationConfig(_Section):
+    """Thresholds of the Great Expectations data gates (stage ``validate``)."""
+
+    on_invalid: Literal["fail", "exclude"] = "fail"
+    max_constant_fraction: float = Field(
+        0.25, ge=0, le=1, description="Largest allowed fraction of constant targets in a run"
+    )
+# --- end of validation section ----------------------------------------------------------
+
+
+# --- models section: owned by the activations layer (issue 4) ---------------------------
+# --- end of models section ---------------------------------------------------------------
+
+
 class AliceDataset(_Section):
     """Brennan et al. 2016 ROI time courses (``../shared/data/alice-brennan2016``)."""
 
@@ -134,6 +149,7 @@ class Params(_Section):
     atlases: AtlasesConfig = Field(default_factory=AtlasesConfig)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     datasets: list[Dataset] = Field(default_factory=list)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @model_validator(mode="after")
     def _unique_dataset_names(self) -> Params:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +120,22 @@ def read_run(folder: str | Path, verify: bool = False) -> Run:
     )
 
 
-def write_store(runs: Iterable[Run], root: str | Path, extra: dict | None = None) -> list[dict]:
+def write_store(
+    runs: Iterable[Run],
+    root: str | Path,
+    extra: dict | None = None,
+    sidecars: Mapping[str, str | bytes | pd.DataFrame] | None = None,
+) -> list[dict]:
     """Write every run plus ``manifest.json`` under ``root``, atomically as a whole.
 
-    ``root`` is replaced only when all runs were written; on any error it is left as before.
+    Parameters
+    ----------
+    extra : dict, optional
+        Added to the manifest.
+    sidecars : mapping of relative path -> text, bytes or DataFrame (written as Parquet)
+        Files stored next to the runs (e.g. a dataset's ground truth).
+
+    ``root`` is replaced only when everything was written; on any error it is left as before.
     """
     entries: list[dict] = []
     with atomic_path(root) as tmp:
@@ -132,6 +144,15 @@ def write_store(runs: Iterable[Run], root: str | Path, extra: dict | None = None
             if any(e["run_id"] == run.run_id for e in entries):
                 raise DataError(None, f"two runs share the id {run.run_id}")
             entries.append(write_run(run, tmp / run.run_id))
+        for rel, content in (sidecars or {}).items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, pd.DataFrame):
+                content.to_parquet(dest, index=False)
+            elif isinstance(content, bytes):
+                dest.write_bytes(content)
+            else:
+                dest.write_text(content)
         manifest = {"format_version": FORMAT_VERSION, "runs": entries} | (extra or {})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return entries
