@@ -43,7 +43,7 @@ def plot_atlas(
     # One colour per integer id 0..top; values k map to bin k with vmin/vmax at half-integers.
     colours = [_BACKGROUND] + [tuple(rgba.get(i, _BACKGROUND)[:3]) + (1.0,) for i in range(1, top + 1)]
     cmap = ListedColormap(colours)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), subplot_kw={"projection": "3d"})
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), subplot_kw={"projection": "3d"})
     for col, hemi in enumerate(("left", "right")):
         for row, view in enumerate(("lateral", "medial")):
             ax = axes[row, col]
@@ -60,10 +60,11 @@ def plot_atlas(
                 axes=ax,
                 figure=fig,
             )
-            ax.set_title(f"{hemi} {view}", fontsize=10)
+            ax.set_box_aspect(None, zoom=1.35)  # nilearn leaves wide margins around the mesh
+            ax.set_title(f"{hemi} {view}", fontsize=10, y=0.95)
     handles = [mpatches.Patch(color=rgba[i][:3], label=f"{i} {names[i]}") for i in sorted(names)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.subplots_adjust(left=0, right=1, top=0.93, bottom=0.12, wspace=0, hspace=0.05)
+    fig.subplots_adjust(left=0, right=1, top=0.95, bottom=0.1, wspace=-0.05, hspace=-0.05)
     fig.savefig(out_file, dpi=90)
     plt.close(fig)
