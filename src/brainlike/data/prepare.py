@@ -16,12 +16,13 @@ from .store import write_store
 def embedded_runs(params: Params) -> tuple[list[Run], dict, pd.DataFrame]:
     """The semi-synthetic default: runs, ground truth and the planted feature time courses."""
     from .atlases import load_atlas
-    from .embedded import make_embedded
+    from .embedded import embedded_features, make_embedded
 
     cfg = params.embedded
     atlases = {name: load_atlas(name, params.paths.atlases) for name in {p.atlas for p in cfg.planted}}
     masks = {(p.atlas, p.network): atlases[p.atlas].mask(p.network) for p in cfg.planted}
-    return make_embedded(cfg, masks)
+    runs, truth = make_embedded(cfg, masks)
+    return runs, truth, embedded_features(cfg)
 
 
 def prepare_all(params: Params) -> dict:
