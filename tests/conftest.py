@@ -1,0 +1,23 @@
+"""Shared fixtures. Keep helpers in functions: nothing here runs at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def alice_dir() -> Path:
+    """Where the real Alice data live: ``$BRAINLIKE_ALICE``, else ``../shared/data/alice-brennan2016``."""
+    env = os.environ.get("BRAINLIKE_ALICE")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/alice-brennan2016"
+
+
+@pytest.fixture(scope="session")
+def alice_path() -> Path:
+    """The real Alice (Brennan 2016) folder; skips the test when it is absent (a fresh clone)."""
+    path = alice_dir()
+    if not (path / "roi_6mm").is_dir():
+        pytest.skip(f"real Alice data not found at {path} (set BRAINLIKE_ALICE to its folder)")
+    return path
