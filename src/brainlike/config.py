@@ -244,7 +244,10 @@ class BidsDataset(_Section):
         description="BIDS space- entity of the func files (fsaverage5/fsaverage6 for GIfTI)",
     )
     words: Path = Field(description="Word timings: events .tsv, Praat .TextGrid or Gentle align.json; relative to path")
-X
+    words_offset_s: float = Field(
+        0.0,
+        description="Scan time (s) at which the word file's clock reads 0; t0 = -words_offset_s (0 for events.tsv)",
+    )
     tr: float | None = Field(None, gt=0, description="Overrides the TR of the func sidecar/header")
     confounds: list[str] = Field(
         default_factory=lambda: ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
