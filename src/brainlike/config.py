@@ -221,6 +221,18 @@ ModelList = Annotated[list[ModelConfig], AfterValidator(_unique_model_names)]
 # --- end of models section ---------------------------------------------------------------
 
 
+# --- patterns section: owned by the patterns layer (issue 5) -----------------------------
+# --- end of patterns section -------------------------------------------------------------
+
+
+# --- encoding section: owned by the encoding layer (issue 6) -----------------------------
+# --- end of encoding section -------------------------------------------------------------
+
+
+# --- networks/metrics section: owned by the networks and metrics layers (issue 6) --------
+# --- end of networks/metrics section -----------------------------------------------------
+
+
 class AliceDataset(_Section):
     """Brennan et al. 2016 ROI time courses (``../shared/data/alice-brennan2016``)."""
 
