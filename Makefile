@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.brainlike-setup
+VENDOR := build/vendor
 # The project's tools are run offline and without telemetry.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -12,13 +13,13 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint clean-venv
+.PHONY: setup run test docs-check clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENDOR)/vendor.json
 
 # torch first, with pip, from the pinned local CPU build; then uv installs the project
 # (uv does not see the local torch file, but keeps the installed one since it satisfies the pin).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-data.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
 	@$(BIN)/python -m pip install -q torch==2.13.0
@@ -26,12 +27,21 @@ $(STAMP): pyproject.toml
 	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -r requirements-data.txt
 	@touch $@
 
+# Offline HTML assets (GX Data Docs, DVC plots): exact versions from the npm registry.
+$(VENDOR)/vendor.json: tools/vendor_assets.py | $(STAMP)
+	@$(BIN)/python tools/vendor_assets.py $(VENDOR) >/dev/null
+
 run: setup
 	@$(BIN)/dvc repro
 
 test: setup
 	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Render the GX Data Docs in headless Chromium with no network and check the tables are there.
+docs-check: setup
+	@test -f reports/data_docs/index.html || $(BIN)/dvc repro validate
+	@$(BIN)/python -m brainlike.validation.docs reports/data_docs build/docs-check
 
 clean-venv:
 	rm -rf $(VENV)

@@ -31,6 +31,8 @@ class PathsConfig(_Section):
     atlases: Path = Path("data/atlases")
     prepared: Path = Path("data/prepared")
     metrics: Path = Path("metrics")
+    data_docs: Path = Path("reports/data_docs")
+    vendor: Path = Field(Path("build/vendor"), description="Offline JS/CSS assets, fetched from npm at set-up")
 
 
 class AtlasesConfig(_Section):

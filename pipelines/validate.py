@@ -1,0 +1,19 @@
+"""Stage `validate`: the data gates on every prepared run -> metrics/validation.json + Data Docs."""
+
+from brainlike.cli import run_stage
+from brainlike.config import load_params
+from brainlike.validation import run_validation
+
+def main() -> None:
+    params = load_params()
+    run_validation(
+        params.paths.prepared,
+        params.validation,
+        params.paths.metrics / "validation.json",
+        params.paths.data_docs,
+        vendor_dir=params.paths.vendor,
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
