@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -139,8 +139,6 @@ class ValidationConfig(_Section):
 
 
 # --- models section: owned by the activations layer (issue 4) ---------------------------
-from pydantic import AfterValidator  # noqa: E402  (kept inside this section)
-
 NeuronSite = Literal["ffn_out", "ffn_hidden", "attn_out"]
 TokenPooling = Literal["mean", "first", "last"]
 HrfName = Literal["spm", "glover", "fir"]
@@ -197,14 +195,6 @@ class ExtractConfig(_Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$")
 
 
-def _unique_model_names(models: list[ModelConfig]) -> list[ModelConfig]:
-    names = [m.name for m in models]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"model names must be unique, repeated: {dup}")
-    return models
-
-
 def default_models() -> list[ModelConfig]:
     """MiniLM-L6, MPNet-base and Gemma-3 270M, each with a random-initialised twin."""
     real = [
@@ -218,21 +208,159 @@ def default_models() -> list[ModelConfig]:
         out.append(ModelConfig(**(m | {"name": m["name"] + "-random", "trained": False})))
     return out
 
-
-ModelList = Annotated[list[ModelConfig], AfterValidator(_unique_model_names)]
 # --- end of models section ---------------------------------------------------------------
 
 
 # --- patterns section: owned by the patterns layer (issue 5) -----------------------------
+class PatternsConfig(_Section):
+    """Pattern bases: sparse dictionary learning over all ANs (stage ``patterns``; DESIGN.md 2.3).
+
+    ANs enter as unit-norm columns (each z-scored AN divided by sqrt(n_trs)), so ``lambda_an``
+    is dimensionless: an atom enters an AN's code only where its correlation with the AN's
+    residual exceeds it. The objective is the mean per AN of 0.5 ||x - D a||^2 + lambda_an ||a||_1
+    (scikit-learn's MiniBatchDictionaryLearning cost with alpha = lambda_an).
+    """
+
+    output: Path = Path("data/patterns")
+    n_atoms: int = Field(64, ge=1, le=4096, description="K, the number of temporal atoms")
+    lambda_an: float = Field(
+        0.1, gt=0, lt=1, description="L1 weight of the codes (unit-norm ANs); 0.1 gives R^2 ~ 0.58 on MPNet-base"
+    )
+    target_sparsity: float | None = Field(
+        None, gt=0, description="If set: choose lambda to reach this mean number of non-zero codes per AN"
+    )
+    batch_size: int = Field(1024, ge=16, description="ANs per code step and dictionary update")
+    n_iter: int = Field(30, ge=1, le=10000, description="Maximum number of epochs")
+    tol: float = Field(1e-4, ge=0, description="Stop when an epoch lowers the objective by less than this fraction")
+    seed: int = Field(0, ge=0)
+    solver: Literal["torch", "sklearn"] = "torch"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _sparsity_below_k(self) -> PatternsConfig:
+        if self.target_sparsity is not None and self.target_sparsity >= self.n_atoms:
+            raise ValueError(f"target_sparsity ({self.target_sparsity}) must be below n_atoms ({self.n_atoms})")
+        return self
 # --- end of patterns section -------------------------------------------------------------
 
 
 # --- encoding section: owned by the encoding layer (issue 6) -----------------------------
+def _default_alphas() -> list[float]:
+    return [float(10.0**e) for e in range(-1, 7)]  # 0.1 ... 1e6
+
+
+class EncodingConfig(_Section):
+    """Encoding models of each subject's data on the fixed atoms (stage ``encode``; DESIGN.md 2.4).
+
+    Atoms are already on the TR grid (HRF applied by the extract stage), so nothing here
+    convolves. The same cosine basis (plus confounds and a constant) is removed from
+    regressors and brain data alike.
+    """
+
+    output: Path = Path("data/encoding")
+    high_pass_s: float = Field(128.0, gt=0, description="Cosine drift cut-off period (s)")
+    drift_model: Literal["cosine"] = "cosine"
+    noise_model: Literal["ar1"] = Field("ar1", description="GLM noise model (nilearn's run_glm)")
+    ar_bins: int = Field(100, ge=1, le=10000, description="AR(1) coefficient bins per unit (nilearn bins)")
+    alphas: list[float] = Field(default_factory=_default_alphas, min_length=1, description="Ridge penalty grid")
+    n_folds: int = Field(5, ge=2, le=50, description="Outer contiguous CV blocks")
+    n_inner_folds: int = Field(4, ge=2, le=50, description="Inner blocks choosing each target's alpha")
+    gap_trs: int = Field(5, ge=0, le=100, description="TRs dropped at each edge of a held-out block")
+    highpass: Literal["fold", "run", "none"] = Field(
+        "fold", description="Where drifts are removed for ridge CV: per split (fold), once (run) or not (none)"
+    )
+    n_permutations: int = Field(200, ge=0, description="Circular shifts of the design for held-out r (0: none)")
+    min_shift_trs: int = Field(20, ge=1, description="Smallest circular shift of a permutation (TRs)")
+    fdr_alpha: float = Field(0.05, gt=0, lt=1, description="Benjamini-Hochberg FDR level")
+    lambda_f: float | None = Field(None, gt=0, description="L1 weight of the optional sparse fit (null: skip)")
+    baseline_columns: list[str] = Field(
+        default_factory=lambda: ["rate", "sndpwr"],
+        description="A dataset's own stimulus nuisance regressors used as the baseline when present",
+    )
+    target_batch: int = Field(8192, ge=16, description="Targets per batch (bounds memory)")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    dtype: Literal["float64", "float32"] = "float64"
+    seed: int = Field(0, ge=0, description="Seed of the permutations")
+
+    @model_validator(mode="after")
+    def _check(self) -> EncodingConfig:
+        if any(not a > 0 for a in self.alphas):
+            raise ValueError(f"alphas must all be > 0, got {self.alphas}")
+        return self
 # --- end of encoding section -------------------------------------------------------------
 
 
 # --- networks/metrics section: owned by the networks and metrics layers (issue 6) --------
+class NetworksConfig(_Section):
+    """Matching atom maps to functional brain networks (stage ``networks``; DESIGN.md 2.5)."""
+
+    threshold: Literal["fdr", "top_fraction"] = Field(
+        "fdr", description="fdr: BH-FDR on two-sided p from z; top_fraction: the most extreme vertices"
+    )
+    fdr_alpha: float = Field(0.05, gt=0, lt=1, description="FDR level of the map threshold")
+    top_fraction: float = Field(0.05, gt=0, lt=0.5, description="Share of cortex vertices kept per sign")
+    n_spins: int = Field(1000, ge=10, le=100000, description="Random rotations of the spin-test null")
+    spin_alpha: float = Field(0.05, gt=0, lt=1, description="Link when spin-test p < spin_alpha ...")
+    min_dice: float = Field(0.2, ge=0, le=1, description="... and Dice >= min_dice")
+    atlases: list[AtlasName] = Field(
+        default_factory=lambda: ["yeo7", "yeo17", "cole_anticevic12"], min_length=1
+    )
+    seed: int = Field(0, ge=0, description="Seed of the rotations (drawn once, reused for every atom)")
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworksConfig:
+        if len(set(self.atlases)) != len(self.atlases):
+            raise ValueError(f"atlases must be distinct, got {self.atlases}")
+        if 1.0 / (self.n_spins + 1) >= self.spin_alpha:
+            raise ValueError(
+                f"n_spins = {self.n_spins} cannot reach p < spin_alpha = {self.spin_alpha} "
+                f"(smallest p is 1/(n_spins+1)); use n_spins >= {int(1 / self.spin_alpha)}"
+            )
+        return self
+
+
+class MetricsConfig(_Section):
+    """Organization metrics and the scored answer (stage ``metrics``; DESIGN.md 2.6)."""
+
+    true_link_overlap: float = Field(
+        0.5, gt=0, le=1,
+        description="Recovery: a link is true when this share of the linked network lies in one planted network",
+    )
+    min_recovery_dice: float = Field(
+        0.6, ge=0, le=1, description="Recovery passes when every planted network's best Dice reaches this"
+    )
+
+
 # --- end of networks/metrics section -----------------------------------------------------
+
+
+# --- registry section: owned by the registry and report layers (issue 7) -----------------
+class RegistryConfig(_Section):
+    """The MLflow registry, the comparison table and the report (stages ``register``, ``report``).
+
+    ``MLFLOW_TRACKING_URI`` in the environment overrides ``tracking_uri``. A relative SQLite path
+    (``sqlite:///mlflow.db``) and ``artifact_location`` are relative to the repository root.
+    """
+
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db", min_length=3, description="sqlite:///<file>, http(s)://<server> or another MLflow URI"
+    )
+    artifact_location: Path = Field(
+        Path("mlartifacts"), description="Artifact root of experiments created in a SQLite store"
+    )
+    experiment_name: str = Field(
+        "brainlike/{dataset}", pattern=r"\{dataset\}", description="One experiment per dataset; must hold {dataset}"
+    )
+    upgrade_schema: bool = Field(
+        False, description="Migrate a SQLite store written by an older MLflow (else refuse with a message)"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Reachability probe of an http(s) tracking server")
+    compare: Path = Field(Path("metrics/compare"), description="Comparison table: <compare>.json and .csv")
+    report: Path = Field(Path("reports/index.html"), description="Self-contained HTML report")
+    ui_port: int = Field(5000, ge=1024, le=65535, description="Default port of `brainlike ui`")
+
+
+# --- end of registry section -------------------------------------------------------------
 
 
 class AliceDataset(_Section):
@@ -279,6 +407,26 @@ class Params(_Section):
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     datasets: list[Dataset] = Field(default_factory=list)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    # Keyed by model name so DVC tracks each model's entry on its own (`models.<name>`):
+    # changing one model re-runs only that model's stages.
+    models: dict[str, ModelConfig] = Field(default_factory=lambda: {m.name: m for m in default_models()})
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    networks: NetworksConfig = Field(default_factory=NetworksConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_from_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({"name": k} | m) if isinstance(m, dict) else m for k, m in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _model_keys_match_names(self) -> Params:
+        for key, model in self.models.items():
+            if model.name != key:
+                raise ValueError(f"models.{key}.name is {model.name!r}; leave it out or make it equal to the key")
+        return self
 
     @model_validator(mode="after")
     def _unique_dataset_names(self) -> Params:

