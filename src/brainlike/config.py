@@ -411,6 +411,7 @@ class Params(_Section):
     # changing one model re-runs only that model's stages.
     models: dict[str, ModelConfig] = Field(default_factory=lambda: {m.name: m for m in default_models()})
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    encoding: EncodingConfig = Field(default_factory=EncodingConfig)
     networks: NetworksConfig = Field(default_factory=NetworksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sys
 
-BENCHES = {"extract": "brainlike.bench.extract"}
+BENCHES = {
+    "extract": "brainlike.bench.extract",
+    "patterns": "brainlike.bench.patterns",
+    "encode": "brainlike.bench.encode",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

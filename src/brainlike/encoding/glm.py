@@ -1,0 +1,268 @@
+"""Batched GLM with AR(1) prewhitening: nilearn's ``run_glm(noise_model="ar1")`` + t contrasts.
+
+nilearn's algorithm, reproduced step by step (``nilearn/glm/first_level/first_level.py`` and
+``nilearn/glm/regression.py``, 0.14):
+
+1. OLS fit with ``pinv(X)``; residuals ``R = Y - X beta``.
+2. Yule-Walker AR(1) coefficient per target from the residuals minus their *global* mean
+   (``_yule_walker``: ``rho = r1 / r0`` with ``r0 = sum y^2 / T^2``, ``r1 = sum y_t y_{t+1} /
+   ((T - 1) T)``).
+3. Binning: ``rho_b = trunc(rho * bins) / bins``.
+4. Per bin: whiten design and data (``w[1:] = x[1:] - rho_b x[:-1]``, first row kept),
+   ``pinv`` of the whitened design, beta, whitened residuals, dispersion ``SSE / (T - P)``,
+   ``cov = pinv pinv^T``.
+5. t contrast ``c``: ``t = c beta / sqrt(max(c cov c^T * dispersion, 1e-50))`` with
+   ``dof = T - rank(X)``; one-sided ``p = t.sf(t, dof)``; ``z`` from ``p`` (``isf``) or from
+   ``1 - p`` (``ppf``) whichever is stable, with nilearn's clipping.
+
+Where nilearn loops (one ``ARModel`` per bin, then one masked pass per bin *per contrast*),
+this computes one pseudo-inverse per bin and handles every target of a bin and every contrast
+with matrix products, on CPU or CUDA. Agreement with nilearn: z within 1e-8 in float64 (see
+``tests/test_encoding.py``); a target whose ``rho * bins`` lies within rounding error (~1e-13)
+of an integer could fall in the neighbouring bin in one of the two codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import special
+
+from ..errors import DataError
+from ._backend import check_device, to_numpy, to_tensor
+
+_TINY = 1e-50  # nilearn DEF_TINY
+_DOFMAX = 1e10  # nilearn DEF_DOFMAX
+
+
+@dataclass
+class GLMResult:
+    """Fitted AR(1) GLM for V targets and a design with P columns.
+
+    Attributes
+    ----------
+    beta : array of shape (P, V)
+    dispersion : array of shape (V,)
+        Whitened residual variance ``SSE / (T - P)``.
+    rho : array of shape (V,)
+        Binned AR(1) coefficient used to whiten each target.
+    bin_index : array of shape (V,), int
+        Index of each target's bin in ``bin_values``.
+    bin_values : array of shape (n_bins,)
+    bin_cov : array of shape (n_bins, P, P)
+        ``pinv(Xw) pinv(Xw)^T`` of each bin's whitened design.
+    dof : float
+        Residual degrees of freedom ``T - rank(X)``.
+    """
+
+    beta: np.ndarray
+    dispersion: np.ndarray
+    rho: np.ndarray
+    bin_index: np.ndarray
+    bin_values: np.ndarray
+    bin_cov: np.ndarray
+    dof: float
+
+
+def pinv(A: torch.Tensor) -> torch.Tensor:
+    """Moore-Penrose pseudo-inverse as ``scipy.linalg.pinv`` (SVD, ``rtol = max(M, N) eps``).
+
+    ``torch.linalg.pinv`` gives the same matrix but is an order of magnitude slower on CPU for
+    the tall, thin designs used here.
+    """
+    U, s, Vh = torch.linalg.svd(A, full_matrices=False)
+    tol = s.max() * max(A.shape) * torch.finfo(A.dtype).eps
+    keep = s > tol
+    return (Vh[keep].T / s[keep]) @ U[:, keep].T
+
+
+def _whiten(A: torch.Tensor, rho: float) -> torch.Tensor:
+    out = A.clone()
+    out[1:] -= rho * A[:-1]
+    return out
+
+
+def ar1_glm(
+    Y: np.ndarray,
+    X: np.ndarray,
+    bins: int = 100,
+    batch_size: int = 16384,
+    device: str = "cpu",
+) -> GLMResult:
+    """Fit ``Y ~ X`` with AR(1) prewhitening for every column of ``Y`` (nilearn's ``run_glm``).
+
+    Parameters
+    ----------
+    Y : array of shape (n_trs, n_targets)
+        Brain data (vertices or ROIs).
+    X : array of shape (n_trs, n_regressors)
+        Design matrix (see :func:`~brainlike.encoding.design.make_design`).
+    bins : int
+        Number of AR(1) bins per unit (nilearn's ``bins``).
+    batch_size : int
+        Targets processed at once (bounds memory: about ``3 * n_trs * batch_size`` floats).
+    device : str
+        Torch device.
+
+    Returns
+    -------
+    GLMResult
+    """
+    Y = np.asarray(Y)
+    X = np.asarray(X, dtype=np.float64)
+    if Y.ndim != 2 or X.ndim != 2 or Y.shape[0] != X.shape[0]:
+        raise DataError(None, f"Y (n_trs, n_targets) and X (n_trs, n_regressors) must share n_trs; "
+                        f"got Y {Y.shape}, X {X.shape}", "data")
+    if not np.isfinite(Y).all():
+        raise DataError(None, "brain data contain NaN/inf", "data")
+    T, P = X.shape
+    V = Y.shape[1]
+    if T <= P:
+        raise DataError(None, f"{T} TRs cannot fit {P} regressors (need n_trs > n_regressors)", "design")
+    dev = check_device(device)
+    f64 = torch.float64
+    Xt = to_tensor(X, dev, f64)
+    pinv0 = pinv(Xt)
+
+    # pass 1: OLS residual moments per target (global-mean correction done afterwards, exactly
+    # as nilearn's ``y = x - x.mean()`` over the whole residual matrix)
+    s1, s2, s01, s_head, s_tail = (np.empty(V) for _ in range(5))
+    for a in range(0, V, batch_size):
+        b = min(V, a + batch_size)
+        Yb = to_tensor(Y[:, a:b], dev, f64)
+        R = Yb - Xt @ (pinv0 @ Yb)
+        s1[a:b] = to_numpy(R.sum(0))
+        s2[a:b] = to_numpy((R * R).sum(0))
+        s01[a:b] = to_numpy((R[:-1] * R[1:]).sum(0))
+        s_head[a:b] = to_numpy(R[:-1].sum(0))
+        s_tail[a:b] = to_numpy(R[1:].sum(0))
+    m = s1.sum() / (V * T)
+    r0 = (s2 - 2 * m * s1 + T * m * m) / (T * T)
+    r1 = (s01 - m * (s_head + s_tail) + (T - 1) * m * m) / ((T - 1) * T)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = r1 / r0
+    rho = np.where(np.isfinite(rho), rho, 0.0)  # all-constant residuals: no AR structure
+    rho = np.trunc(rho * bins) / bins
+
+    bin_values, bin_index = np.unique(rho, return_inverse=True)
+    beta = np.empty((P, V))
+    disp = np.empty(V)
+    covs = np.empty((len(bin_values), P, P))
+    order = np.argsort(bin_index, kind="stable")
+    bounds = np.searchsorted(bin_index[order], np.arange(len(bin_values) + 1))
+    for j, r in enumerate(bin_values):
+        Xw = _whiten(Xt, float(r))
+        pw = pinv(Xw)
+        covs[j] = to_numpy(pw @ pw.T)
+        idx_all = order[bounds[j]:bounds[j + 1]]
+        for a in range(0, idx_all.size, batch_size):
+            idx = idx_all[a:a + batch_size]
+            Yw = _whiten(to_tensor(Y[:, idx], dev, f64), float(r))
+            B = pw @ Yw
+            W = Yw - Xw @ B
+            beta[:, idx] = to_numpy(B)
+            disp[idx] = to_numpy((W * W).sum(0)) / (T - P)
+    eps = np.abs(X).sum() * np.finfo(np.float64).eps
+    dof = float(T - np.linalg.matrix_rank(X, eps))
+    return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof)
+
+
+def t_to_z(t: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided p and z of t statistics as nilearn's ``Contrast.z_score`` computes them.
+
+    Parameters
+    ----------
+    t : array of any shape
+    dof : float
+
+    Returns
+    -------
+    p : array like ``t``
+        ``P(T > t)`` (one-sided, nilearn's ``p_value``).
+    z : array like ``t``
+        Signed z with the same one-sided tail probability.
+    """
+    df = min(float(dof), _DOFMAX)
+    t = np.asarray(t, dtype=np.float64)
+    p = special.stdtr(df, -t)  # = scipy.stats.t.sf(t, df)
+    q = special.stdtr(df, t)  # = scipy.stats.t.cdf(t, df)
+    pc = np.clip(p, 1e-300, 1 - 1e-16)
+    qc = np.clip(q, 1e-300, 1 - 1e-16)
+    z_sf = -special.ndtri(pc)  # = norm.isf
+    z = np.where(z_sf < 0, special.ndtri(qc), z_sf)
+    return p, z
+
+
+def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray]:
+    """t contrasts of a fitted GLM, all contrasts and targets at once.
+
+    Parameters
+    ----------
+    fit : GLMResult
+    contrasts : array of shape (n_contrasts, P)
+        One row per t contrast (shorter rows are zero-padded, as nilearn does).
+
+    Returns
+    -------
+    dict with arrays of shape (n_contrasts, V): ``effect``, ``variance``, ``t``, ``p``
+    (one-sided, nilearn's), ``p_two_sided``, ``z`` (signed), and ``dof`` (float).
+    """
+    C = np.atleast_2d(np.asarray(contrasts, dtype=np.float64))
+    P = fit.beta.shape[0]
+    if C.shape[1] > P:
+        raise DataError(None, f"contrast has {C.shape[1]} entries for a {P}-column design", "contrasts")
+    if C.shape[1] < P:
+        C = np.pad(C, ((0, 0), (0, P - C.shape[1])))
+    effect = C @ fit.beta
+    cvc = np.einsum("cp,bpq,cq->cb", C, fit.bin_cov, C)  # (n_contrasts, n_bins)
+    variance = cvc[:, fit.bin_index] * fit.dispersion[None, :]
+    # nilearn: sd = sqrt(var); Contrast stores sd**2 and divides by sqrt(max(var, tiny))
+    variance = np.sqrt(variance) ** 2
+    t = effect / np.sqrt(np.maximum(variance, _TINY))
+    p, z = t_to_z(t, fit.dof)
+    return {
+        "effect": effect,
+        "variance": variance,
+        "t": t,
+        "p": p,
+        "p_two_sided": two_sided_p(z),
+        "z": z,
+        "dof": fit.dof,
+    }
+
+
+def two_sided_p(z: np.ndarray) -> np.ndarray:
+    """Two-sided normal p-values ``2 * Phi(-|z|)`` of z statistics (any shape)."""
+    return 2.0 * special.ndtr(-np.abs(np.asarray(z, dtype=np.float64)))
+
+
+def run_glm_ar1(
+    Y: np.ndarray,
+    X: np.ndarray,
+    n_atoms: int,
+    bins: int = 100,
+    batch_size: int = 16384,
+    device: str = "cpu",
+) -> dict[str, np.ndarray]:
+    """AR(1) GLM and one t contrast per atom (the first ``n_atoms`` design columns).
+
+    Parameters
+    ----------
+    Y : array of shape (n_trs, n_targets)
+    X : array of shape (n_trs, P)
+        Design with the atoms first.
+    n_atoms : int
+
+    Returns
+    -------
+    dict with ``z``, ``t``, ``p`` (one-sided), ``p_two_sided``, ``effect`` (= beta of the atom),
+    ``variance``, all of shape (n_atoms, n_targets); ``beta`` (P, n_targets); ``rho``
+    (n_targets,); ``dof``.
+    """
+    fit = ar1_glm(Y, X, bins=bins, batch_size=batch_size, device=device)
+    out = glm_contrasts(fit, np.eye(n_atoms, X.shape[1]))
+    out["beta"] = fit.beta
+    out["rho"] = fit.rho
+    return out

@@ -1,0 +1,257 @@
+"""Encoding layer: GLM vs nilearn, ridge vs scikit-learn, planted coupling, nulls, slow drifts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.contrasts import compute_contrast
+from nilearn.glm.first_level import make_first_level_design_matrix, run_glm
+from scipy import stats
+from sklearn.linear_model import Lasso, Ridge, RidgeCV
+from sklearn.metrics import r2_score
+
+from brainlike.config import EncodingConfig
+from brainlike.encoding import (
+    RidgeEncoder,
+    block_folds,
+    cross_validated_ridge,
+    drift_basis,
+    fdr_bh,
+    fit_group,
+    fit_subject,
+    fold_arrays,
+    group_one_sample,
+    inner_folds,
+    make_design,
+    permutation_test_r,
+    ridge_loo,
+    run_glm_ar1,
+    sparse_fit,
+    word_baseline,
+)
+from brainlike.encoding.design import cosine_drift
+from brainlike.errors import DataError
+
+TR = 1.5
+ALPHAS = np.logspace(-1, 4, 8)
+
+
+def _ar1(rng, T, V, rho):
+    e = rng.standard_normal((T, V))
+    out = np.empty_like(e)
+    out[0] = e[0]
+    for t in range(1, T):
+        out[t] = rho * out[t - 1] + e[t]
+    return out
+
+
+def _smooth(rng, T, K, width=3.0):
+    """Autocorrelated regressors (white noise smoothed by a Gaussian kernel), z-scored."""
+    k = np.exp(-0.5 * (np.arange(-10, 11) / width) ** 2)
+    X = np.stack([np.convolve(rng.standard_normal(T + 20), k, "same")[10:-10] for _ in range(K)], 1)
+    return (X - X.mean(0)) / X.std(0)
+
+
+@pytest.fixture(scope="module")
+def glm_case():
+    rng = np.random.default_rng(0)
+    T, K, V = 180, 5, 400
+    ft = np.arange(T) * TR
+    A = _smooth(rng, T, K)
+    conf = pd.DataFrame(rng.standard_normal((T, 2)), columns=["trans_x", "rot_z"])
+    X, names = make_design(A, ft, conf, 128.0)
+    Y = A @ (rng.standard_normal((K, V)) * 0.3) + _ar1(rng, T, V, rng.uniform(-0.3, 0.8, V)) + 100.0
+    return A, X, names, Y, ft, conf
+
+
+def test_drift_basis_equals_nilearn(glm_case):
+    A, X, names, Y, ft, conf = glm_case
+    dm = make_first_level_design_matrix(ft, drift_model="cosine", high_pass=1 / 128.0,
+                                        add_regs=np.column_stack([A, conf]), add_reg_names=names[:7])
+    assert list(dm.columns)[-1] == "constant"
+    np.testing.assert_allclose(X, dm.to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(drift_basis(ft, 128.0)[:, :-1], cosine_drift(ft, 128.0))
+
+
+def test_glm_z_equals_nilearn(glm_case):
+    A, X, names, Y, ft, _ = glm_case
+    K = A.shape[1]
+    ours = run_glm_ar1(Y, X, K, batch_size=97)  # small batches exercise the batching
+    labels, results = run_glm(Y, X, noise_model="ar1", bins=100)
+    assert len(results) > 10  # several AR bins really used
+    for k in range(K):
+        con = compute_contrast(labels, results, np.eye(X.shape[1])[k])
+        np.testing.assert_allclose(ours["z"][k], con.z_score(), atol=1e-8, rtol=0)
+        np.testing.assert_allclose(ours["t"][k], con.stat(), atol=1e-8, rtol=0)
+        np.testing.assert_allclose(ours["p"][k], con.p_value(), atol=1e-10, rtol=0)
+        np.testing.assert_allclose(ours["effect"][k], con.effect_size(), atol=1e-10, rtol=0)
+    assert ours["dof"] == T_minus_rank(X)
+
+
+def T_minus_rank(X):
+    return X.shape[0] - np.linalg.matrix_rank(X)
+
+
+def test_planted_coupling_recovered_and_fdr_controls_null():
+    rng = np.random.default_rng(1)
+    T, K, V = 200, 4, 300
+    ft = np.arange(T) * TR
+    A = _smooth(rng, T, K)
+    Y = _ar1(rng, T, V, 0.4)
+    Y[:, :30] += 0.8 * A[:, [2]]  # atom 2 drives the first 30 targets (+)
+    Y[:, 30:60] -= 0.8 * A[:, [2]]  # and suppresses the next 30 (-)
+    cfg = EncodingConfig(n_permutations=0)
+    out = fit_subject(A, Y, None, ft, cfg)
+    assert (out["z"][2, :30] > 3).all() and (out["z"][2, 30:60] < -3).all()
+    assert out["significant"][2, :60].all()
+    assert out["significant"][2, 60:].mean() <= 0.05
+    # null: circularly shifted design -> false positive rate at or below alpha over repeats
+    fp = []
+    for shift in range(20, 180, 20):
+        Z = fit_subject(np.roll(A, shift, axis=0), Y[:, 60:], None, ft, cfg)
+        fp.append(Z["significant"].mean())
+    assert np.mean(fp) <= 0.05, fp
+
+
+def test_fdr_matches_scipy():
+    rng = np.random.default_rng(2)
+    p = np.concatenate([rng.uniform(size=(3, 200)), rng.uniform(0, 1e-3, size=(3, 20))], axis=1)
+    rej, q = fdr_bh(p, 0.05, axis=-1)
+    for k in range(3):
+        np.testing.assert_allclose(q[k], stats.false_discovery_control(p[k], method="bh"), rtol=1e-12)
+    assert (rej == (q <= 0.05)).all() and rej[:, -20:].all()
+
+
+@pytest.fixture(scope="module")
+def ridge_case():
+    rng = np.random.default_rng(3)
+    T, K, V = 240, 6, 30
+    X = _smooth(rng, T, K, 1.0)
+    W = rng.standard_normal((K, V)) * (np.arange(V) % 2 == 0)
+    Y = X @ W * 0.4 + rng.standard_normal((T, V))
+    ft = np.arange(T) * TR
+    out = cross_validated_ridge(X, Y, ALPHAS, n_folds=4, gap=3, n_inner_folds=3, frame_times=ft,
+                                high_pass_s=128.0, batch_size=7, return_predictions=True)
+    return X, Y, ft, out
+
+
+def test_ridge_cv_equals_sklearn_ridge(ridge_case):
+    X, Y, ft, out = ridge_case
+    B = drift_basis(ft, 128.0)
+    preds = []
+    for f, (train, test) in enumerate(block_folds(len(X), 4, 3)):
+        assert np.abs(np.subtract.outer(train, test)).min() > 3  # the gap
+        xtr, ytr, xte, yte = fold_arrays(X, Y, train, test, B)
+        P = np.column_stack([Ridge(alpha=out["alpha"][f, v]).fit(xtr, ytr[:, v]).predict(xte)
+                             for v in range(Y.shape[1])])
+        preds.append(P)
+        r = [np.corrcoef(P[:, v], yte[:, v])[0, 1] for v in range(Y.shape[1])]
+        np.testing.assert_allclose(out["r_folds"][f], r, atol=1e-10)
+        np.testing.assert_allclose(out["r2_folds"][f], r2_score(yte, P, multioutput="raw_values"), atol=1e-10)
+        # the alpha each target got is the one a brute-force scikit-learn inner CV picks
+        score = np.zeros((len(ALPHAS), Y.shape[1]))
+        for itr, ite in inner_folds(train, 3, 3):
+            a, b, c, d = fold_arrays(X, Y, itr, ite, B)
+            for i, al in enumerate(ALPHAS):
+                score[i] += r2_score(d, Ridge(alpha=al).fit(a, b).predict(c), multioutput="raw_values")
+        np.testing.assert_array_equal(out["alpha_index"][f], np.argmax(score, axis=0))
+    np.testing.assert_allclose(out["prediction"], np.concatenate(preds), atol=1e-10)
+    np.testing.assert_allclose(out["r"], out["r_folds"].mean(0))
+    assert out["r"][::2].mean() > 0.3 and abs(out["r"][1::2].mean()) < 0.1
+
+
+def test_ridge_loo_equals_sklearn_ridgecv():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((120, 7)) + 3
+    Y = X @ rng.standard_normal((7, 25)) * rng.uniform(0, 1, 25) + rng.standard_normal((120, 25)) + 1
+    ours = ridge_loo(X, Y, ALPHAS, batch_size=6)
+    sk = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(ours["alpha"], sk.alpha_)
+    np.testing.assert_allclose(ours["coef"], sk.coef_.T, atol=1e-10)
+    np.testing.assert_allclose(ours["intercept"], sk.intercept_, atol=1e-10)
+    np.testing.assert_allclose(ours["best_score"], sk.best_score_, atol=1e-10)
+
+
+def test_ridge_encoder_api(ridge_case):
+    X, Y, ft, out = ridge_case
+    m = RidgeEncoder(alphas=ALPHAS, n_folds=4, gap=3, n_inner_folds=3, tr=TR).fit(X, Y)
+    np.testing.assert_allclose(m.cv_r_, out["r"])
+    assert m.coef_.shape == (X.shape[1], Y.shape[1]) and m.predict(X).shape == Y.shape
+    assert m.score(X, Y) > 0
+    with pytest.raises(DataError):
+        m.predict(X[:, :3])
+
+
+def test_slow_drifts_give_no_spurious_negative_r():
+    """Regressors and data share slow drifts that are orthogonal over the run (no coupling)."""
+    rng = np.random.default_rng(5)
+    T, K, V = 400, 6, 300
+    ft = np.arange(T) * TR
+    D = cosine_drift(ft, 128.0)
+    X = rng.standard_normal((T, K)) + D[:, [0, 2]] @ rng.standard_normal((2, K)) * 20
+    Y = rng.standard_normal((T, V)) + D[:, [1, 3]] @ rng.standard_normal((2, V)) * 20
+    kw = dict(n_folds=5, gap=5, n_inner_folds=4, frame_times=ft, high_pass_s=128.0)
+    bad = cross_validated_ridge(X, Y, ALPHAS, highpass="none", **kw)
+    good = cross_validated_ridge(X, Y, ALPHAS, highpass="fold", **kw)
+    assert bad["r"].mean() < -0.08  # the failure the high-pass prevents
+    assert abs(good["r"].mean()) < 0.02
+    assert 0.35 < (good["r"] < 0).mean() < 0.65
+
+
+def test_permutation_p_uniform_under_null_and_small_with_signal():
+    rng = np.random.default_rng(6)
+    T, K, V = 200, 4, 200
+    ft = np.arange(T) * TR
+    X = _smooth(rng, T, K, 1.0)
+    Y = rng.standard_normal((T, V))
+    Y[:, :10] += X @ rng.standard_normal((K, 10))
+    kw = dict(n_folds=4, gap=3, frame_times=ft, high_pass_s=128.0)
+    cv = cross_validated_ridge(X, Y, ALPHAS, n_inner_folds=3, **kw)
+    perm = permutation_test_r(X, Y, cv["alpha_index"], ALPHAS, n_permutations=99, seed=0, min_shift=15, **kw)
+    np.testing.assert_allclose(perm["r"], cv["r"], atol=1e-12)
+    assert (perm["p"][:10] == 0.01).all()
+    pn = perm["p"][10:]
+    assert stats.kstest(pn, "uniform").pvalue > 0.01
+    assert 0.3 < pn.mean() < 0.7
+
+
+def test_sparse_fit_equals_sklearn_lasso():
+    rng = np.random.default_rng(7)
+    D = rng.standard_normal((150, 8))
+    Y = D @ (rng.standard_normal((8, 12)) * (rng.random((8, 12)) < 0.3)) + 0.1 * rng.standard_normal((150, 12))
+    ours = sparse_fit(D, Y, 0.05, tol=1e-12, max_iter=20000, batch_size=5)
+    sk = np.stack([Lasso(alpha=0.05, fit_intercept=False, tol=1e-12, max_iter=100000).fit(D, Y[:, v]).coef_
+                   for v in range(12)], 1)
+    np.testing.assert_allclose(ours["codes"], sk, atol=1e-6)
+    assert (ours["codes"] == 0).any()
+
+
+def test_group_one_sample_equals_scipy():
+    rng = np.random.default_rng(8)
+    maps = rng.standard_normal((6, 3, 50)) + np.array([0.0, 1.5, -1.5])[None, :, None]
+    g = group_one_sample(maps)
+    ref = stats.ttest_1samp(maps, 0.0, axis=0)
+    np.testing.assert_allclose(g["t"], ref.statistic, rtol=1e-12)
+    np.testing.assert_allclose(g["p"], ref.pvalue, rtol=1e-10)
+    np.testing.assert_allclose(np.abs(g["z"]), stats.norm.isf(ref.pvalue / 2), rtol=1e-6)
+    assert (np.sign(g["z"]) == np.sign(g["t"])).all()
+    grp = fit_group(list(maps), 0.05)
+    assert grp["positive"][1].mean() > 0.5 and grp["negative"][2].mean() > 0.5 and grp["significant"][0].mean() < 0.2
+
+
+def test_word_baseline():
+    words = pd.DataFrame({"word": ["a", "little", "lighthouse", "stone"], "onset": [1.0, 2.0, 3.0, 10.0],
+                          "duration": [0.2, 0.4, 0.5, 0.3]})
+    ft = np.arange(30) * TR
+    b = word_baseline(words, ft)
+    assert list(b.columns) == ["word_rate", "envelope"] and b.shape == (30, 2)
+    assert np.argmax(b["word_rate"].to_numpy()) * TR > 3  # HRF peak after the words
+    assert b["envelope"].sum() > b["word_rate"].sum()  # several multi-syllable words
+
+
+def test_bad_inputs_raise_data_error():
+    with pytest.raises(DataError, match="share n_trs"):
+        run_glm_ar1(np.zeros((10, 3)), np.ones((9, 2)), 1)
+    with pytest.raises(DataError, match="NaN"):
+        make_design(np.zeros((10, 1)), np.arange(10.0), pd.DataFrame({"fd": [np.nan] + [0.0] * 9}))
