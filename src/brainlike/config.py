@@ -281,11 +281,28 @@ class EncodingConfig(_Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     dtype: Literal["float64", "float32"] = "float64"
     seed: int = Field(0, ge=0, description="Seed of the permutations")
+    # Cost controls on fsaverage5 (20,484 vertices): see the encode stage's README text.
+    baseline_output: Path = Field(Path("data/baseline"), description="Baseline fits, one folder per stimulus")
+    vertex_alphas: list[float] | None = Field(
+        None, min_length=1, description="Ridge alpha grid of the vertex-wise fit (null: alphas)"
+    )
+    vertex_inner_folds: int | None = Field(
+        None, ge=2, le=50, description="Inner folds of the vertex-wise fit (null: n_inner_folds)"
+    )
+    vertex_permutations: bool = Field(
+        False, description="Permutation test on every vertex (slow); false: on the network targets only"
+    )
+    target_atlases: list[AtlasName] = Field(
+        default_factory=lambda: ["yeo7", "cole_anticevic12"],
+        min_length=1,
+        description="On fsaverage5, the mean time course of each network of these atlases is a permutation-tested target",
+    )
+    top_fraction_r: float = Field(0.1, gt=0, le=1, description="Share of targets in the 'top' held-out r summary")
 
     @model_validator(mode="after")
     def _check(self) -> EncodingConfig:
-        if any(not a > 0 for a in self.alphas):
-            raise ValueError(f"alphas must all be > 0, got {self.alphas}")
+        if any(not a > 0 for a in self.alphas + (self.vertex_alphas or [])):
+            raise ValueError(f"alphas and vertex_alphas must all be > 0, got {self.alphas}, {self.vertex_alphas}")
         return self
 # --- end of encoding section -------------------------------------------------------------
 
@@ -294,6 +311,7 @@ class EncodingConfig(_Section):
 class NetworksConfig(_Section):
     """Matching atom maps to functional brain networks (stage ``networks``; DESIGN.md 2.5)."""
 
+    output: Path = Field(Path("data/networks"), description="links.parquet and thresholded maps per model")
     threshold: Literal["fdr", "top_fraction"] = Field(
         "fdr", description="fdr: BH-FDR on two-sided p from z; top_fraction: the most extreme vertices"
     )
@@ -411,9 +429,11 @@ class Params(_Section):
     # changing one model re-runs only that model's stages.
     models: dict[str, ModelConfig] = Field(default_factory=lambda: {m.name: m for m in default_models()})
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    patterns: PatternsConfig = Field(default_factory=PatternsConfig)
     encoding: EncodingConfig = Field(default_factory=EncodingConfig)
     networks: NetworksConfig = Field(default_factory=NetworksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     @field_validator("models", mode="before")
     @classmethod

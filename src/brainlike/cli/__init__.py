@@ -51,6 +51,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return validate_main(args.paths, params_path=args.params)
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from ..registry import ui_main
+
+    return ui_main(["--params", args.params, *args.rest])
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ..registry import compare_main
+
+    return compare_main(["--params", args.params, *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainlike", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
@@ -63,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", help="prepared store/run folder, Alice folder, or BIDS func file")
     p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 against the project's registry", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_ui)
+    p = sub.add_parser("compare", help="models ordered by generation, from the registry", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

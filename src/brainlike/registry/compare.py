@@ -1,0 +1,148 @@
+"""Compare models across generations from the registry: ``brainlike compare``.
+
+Reads the most recently registered FINISHED parent run of each model in the dataset's
+experiment and builds one row per model, ordered by generation order, then generation label,
+trained before random, then name. Writes ``<compare>.json`` and ``<compare>.csv`` (the DVC
+plots read the CSV) and ``<compare>_long.csv`` (one row per model and metric, for the
+metrics-vs-generation plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .._utils.atomic import atomic_path
+from .log import find_parent_runs
+from .records import COMPARE_METRICS
+from .store import RegistryError
+
+ID_COLUMNS = ("model", "generation", "generation_order", "trained", "run_id")
+
+
+def compare_table(client, experiment: str, models: Sequence[str] | None = None,
+                  metrics: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+    """One row per model: identity columns, then ``metrics`` (NaN where a run lacks one).
+
+    Parameters
+    ----------
+    client : MlflowClient
+    experiment : str
+    models : sequence of str, optional
+        Models that must be present (e.g. params.yaml's list); default: every model registered.
+
+    Raises
+    ------
+    RegistryError
+        The experiment does not exist, holds no model run, or lacks one of ``models``.
+    """
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise RegistryError(
+            f"no experiment {experiment!r} in {client.tracking_uri}; run `dvc repro register` first"
+        )
+    latest: dict[str, object] = {}
+    for run in find_parent_runs(client, exp.experiment_id):  # newest registration first
+        latest.setdefault(run.data.tags.get("brainlike.model"), run)
+    if models is not None:
+        missing = [m for m in models if m not in latest]
+        if missing:
+            raise RegistryError(
+                f"model(s) {missing} have no finished run in experiment {experiment!r} at "
+                f"{client.tracking_uri} (registered: {sorted(k for k in latest if k) or 'none'}); "
+                "run `dvc repro register`"
+            )
+        latest = {m: latest[m] for m in models}
+    if not latest:
+        raise RegistryError(f"experiment {experiment!r} in {client.tracking_uri} holds no model run")
+    rows = []
+    for name, run in latest.items():
+        tags, vals = run.data.tags, run.data.metrics
+        row = {
+            "model": name,
+            "generation": tags.get("brainlike.generation", ""),
+            "generation_order": int(tags.get("brainlike.generation_order", 0)),
+            "trained": tags.get("brainlike.trained") == "true",
+            "run_id": run.info.run_id,
+        }
+        row |= {m: vals.get(m, math.nan) for m in metrics}
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["_random"] = ~df["trained"]
+    df = df.sort_values(["generation_order", "generation", "_random", "model"]).drop(columns="_random")
+    return df.reset_index(drop=True)
+
+
+def long_table(df: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+    """``(model, generation, generation_order, trained, metric, value)``, NaN rows dropped."""
+    cols = [m for m in metrics if m in df.columns]
+    out = df.melt(id_vars=["model", "generation", "generation_order", "trained"], value_vars=cols,
+                  var_name="metric", value_name="value")
+    return out.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def write_compare(df: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Write ``<stem>.json``, ``<stem>.csv`` and ``<stem>_long.csv`` atomically."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    records = json.loads(df.to_json(orient="records"))  # NaN -> null
+    outs = []
+    path = stem.with_suffix(".json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"models": records}, indent=2) + "\n")
+    outs.append(path)
+    for path, frame in ((stem.with_suffix(".csv"), df), (stem.with_name(stem.name + "_long.csv"), long_table(df))):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+        outs.append(path)
+    return outs
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Plain-text table for the terminal (run ids left out)."""
+    show = df.drop(columns=["run_id"], errors="ignore").copy()
+    show["trained"] = show["trained"].map({True: "trained", False: "random"})
+    return show.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+
+def compare_main(argv: Sequence[str] | None = None) -> int:
+    """``brainlike compare [--params P] [--dataset D] [--models a,b] [--out STEM]``."""
+    from ..config import load_params
+    from .stage import experiment_name, open_project_store, registry_config, repo_root_of
+
+    ap = argparse.ArgumentParser(prog="brainlike compare", description="Models ordered by generation, from the registry")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--dataset", default=None, help="dataset name (default: the first of the study)")
+    ap.add_argument("--models", default=None, help="comma-separated models that must be present (default: params.yaml's)")
+    ap.add_argument("--all", action="store_true", help="every registered model, not only params.yaml's")
+    ap.add_argument("--out", default=None, help="output stem (default: registry.compare)")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    root = repo_root_of(args.params)
+    dataset = args.dataset or _default_dataset(params)
+    _, client = open_project_store(params, root)
+    if args.models:
+        models = [m for m in args.models.split(",") if m]
+    elif args.all:
+        models = None
+    else:
+        models = [m.name for m in getattr(params, "models", [])] or None
+    df = compare_table(client, experiment_name(params, dataset), models)
+    stem = Path(args.out) if args.out else root / registry_config(params).compare
+    outs = write_compare(df, stem)
+    print(format_table(df))
+    print("wrote " + ", ".join(str(p) for p in outs))
+    return 0
+
+
+def _default_dataset(params) -> str:
+    if params.embedded.enabled:
+        return "embedded"
+    if params.datasets:
+        return params.datasets[0].name
+    raise RegistryError("params.yaml enables no dataset (embedded.enabled is false and datasets is empty)")

@@ -1,0 +1,148 @@
+"""Provenance of a registered fit: code commit, DVC hashes of the inputs, package versions.
+
+Everything here is read-only: ``git rev-parse`` / ``git status``, ``dvc.lock`` (YAML) and the
+installed distributions' metadata. Missing pieces (no git, no dvc.lock yet) become ``None``
+values, never errors: a registry entry from a plain checkout is still worth having.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import DataError
+
+PACKAGES = ("brainlike", "mlflow", "dvc", "numpy", "scipy", "scikit-learn", "torch", "transformers",
+            "nilearn", "nibabel", "pandas", "great-expectations")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a fit came from.
+
+    Attributes
+    ----------
+    git_commit : str or None
+    git_dirty : bool or None
+        Uncommitted changes to tracked files (None outside a git checkout).
+    dvc_outs : dict of str to str
+        ``dvc.lock`` output path -> md5 (folders end in ``.dir``).
+    dvc_stages : dict of str to str
+        Stage name -> short sha256 of its ``dvc.lock`` entry (cmd, deps, params, outs).
+    versions : dict of str to str
+        Installed version of each of :data:`PACKAGES` that is installed.
+    """
+
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    dvc_outs: dict[str, str] = field(default_factory=dict)
+    dvc_stages: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        """MLflow tags (``mlflow.source.git.commit`` is the key the UI shows)."""
+        out: dict[str, str] = {}
+        if self.git_commit:
+            out["mlflow.source.git.commit"] = self.git_commit
+            out["brainlike.git_commit"] = self.git_commit
+        if self.git_dirty is not None:
+            out["brainlike.git_dirty"] = str(self.git_dirty).lower()
+        out |= {f"brainlike.dvc_md5.{p}": md5 for p, md5 in self.dvc_outs.items()}
+        out |= {f"brainlike.dvc_stage.{s}": h for s, h in self.dvc_stages.items()}
+        out |= {f"brainlike.version.{p}": v for p, v in self.versions.items()}
+        return out
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_state(repo_root: str | Path) -> tuple[str | None, bool | None]:
+    """(HEAD commit, dirty flag) of the checkout holding ``repo_root``; (None, None) outside git."""
+    root = Path(repo_root)
+    head = _git(["rev-parse", "HEAD"], root)
+    if head is None:
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    return head.strip(), (None if status is None else bool(status.strip()))
+
+
+def read_dvc_lock(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Output md5s and stage hashes from a ``dvc.lock`` file (empty dicts if it does not exist).
+
+    Returns
+    -------
+    outs : dict of str to str
+        Output path -> md5 of every stage's ``outs``.
+    stages : dict of str to str
+        Stage name -> first 16 hex digits of sha256 over its lock entry (canonical JSON).
+
+    Raises
+    ------
+    DataError
+        The file exists but is not a DVC 3 lock file (``schema: '2.0'`` with ``stages``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}, {}
+    try:
+        lock = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(path, f"not valid YAML: {exc}") from None
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    if not isinstance(stages, dict):
+        raise DataError(path, "expected a DVC lock file with a 'stages' mapping", field="stages")
+    outs: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for name, entry in stages.items():
+        blob = json.dumps(entry, sort_keys=True, default=str).encode()
+        hashes[str(name)] = hashlib.sha256(blob).hexdigest()[:16]
+        for out in (entry or {}).get("outs", []) or []:
+            if isinstance(out, dict) and "path" in out and "md5" in out:
+                outs[str(out["path"])] = str(out["md5"])
+    return outs, hashes
+
+
+def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def collect_provenance(repo_root: str | Path) -> Provenance:
+    """Git state, ``<repo_root>/dvc.lock`` hashes and package versions."""
+    root = Path(repo_root)
+    commit, dirty = git_state(root)
+    outs, stages = read_dvc_lock(root / "dvc.lock")
+    return Provenance(commit, dirty, outs, stages, package_versions())
+
+
+def input_md5(dvc_outs: dict[str, str], path: str | Path) -> str | None:
+    """DVC md5 of ``path``: its own entry, or that of the tracked folder that holds it."""
+    p = Path(path).as_posix().rstrip("/")
+    if p in dvc_outs:
+        return dvc_outs[p]
+    for out, md5 in sorted(dvc_outs.items(), key=lambda kv: -len(kv[0])):
+        if p.startswith(out.rstrip("/") + "/"):
+            return md5
+    return None
+
+
+def content_hash(obj: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``obj``: the identity used for idempotent logging."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,77 @@
+"""Stage ``register``: stage outputs -> MLflow runs, summary in ``metrics/registry.json``.
+
+The store is checked (reachable, schema current) before anything is read or written, so an
+unreachable server fails the DVC stage with one message and leaves every local output as it was;
+the summary file is replaced atomically only after every model is logged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .._utils.atomic import write_text_atomic
+from .adapter import records_from_outputs
+from .log import log_model_fit
+from .provenance import collect_provenance
+from .store import open_store
+
+
+def registry_config(params):
+    """``params.registry``, or the defaults while params.yaml has no registry section."""
+    from ..config import RegistryConfig
+
+    return getattr(params, "registry", None) or RegistryConfig()
+
+
+def repo_root_of(params_path: str | Path) -> Path:
+    """The repository root: the folder holding params.yaml."""
+    return Path(params_path).resolve().parent
+
+
+def experiment_name(params, dataset: str) -> str:
+    return registry_config(params).experiment_name.format(dataset=dataset)
+
+
+def open_project_store(params, repo_root: str | Path):
+    """``(store, client)`` for the project's registry (checked; see :func:`store.check_store`)."""
+    cfg = registry_config(params)
+    return open_store(cfg.tracking_uri, cfg.artifact_location, repo_root, cfg.upgrade_schema, cfg.timeout_s)
+
+
+def register(params, repo_root: str | Path, summary: str | Path | None = None) -> dict:
+    """Log every (dataset, model) found on disk; write and return the summary.
+
+    Returns
+    -------
+    dict
+        ``{"tracking_uri", "models": {dataset/model: {parent_run_id, status, predecessor_run_id,
+        n_subjects, notes}}, "counts": {created, unchanged, updated}}``.
+    """
+    root = Path(repo_root)
+    store, client = open_project_store(params, root)  # fail before touching anything
+    prov = collect_provenance(root)
+    summary_d: dict = {"tracking_uri": store.uri, "models": {}, "counts": {"created": 0, "unchanged": 0, "updated": 0}}
+    for record, subjects in records_from_outputs(params, root):
+        fit = log_model_fit(store, experiment_name(params, record.dataset), record, subjects, prov)
+        summary_d["models"][f"{record.dataset}/{record.model}"] = {
+            "parent_run_id": fit.parent_run_id, "status": fit.status,
+            "predecessor_run_id": fit.predecessor_run_id, "n_subjects": len(fit.subject_run_ids),
+            "provenance_hash": fit.provenance_hash, "notes": record.notes,
+        }
+        summary_d["counts"][fit.status] += 1
+    path = Path(summary) if summary else root / params.paths.metrics / "registry.json"
+    write_text_atomic(path, json.dumps(summary_d, indent=2) + "\n")
+    return summary_d
+
+
+def register_main(params_path: str | Path = "params.yaml") -> dict:
+    """Entry point of ``pipelines/register.py``."""
+    from ..config import load_params
+
+    params = load_params(params_path)
+    out = register(params, repo_root_of(params_path))
+    c = out["counts"]
+    print(f"registry {out['tracking_uri']}: {c['created']} created, {c['unchanged']} unchanged, "
+          f"{c['updated']} updated")
+    return out
