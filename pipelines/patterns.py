@@ -1,0 +1,36 @@
+"""Stage `patterns`: pattern bases (sparse dictionary learning) of one model's activations.
+
+    python pipelines/patterns.py --model NAME [--params params.yaml]
+
+Reads ``patterns:``, ``extract.output`` and ``paths.metrics`` from params.yaml; writes
+``<patterns.output>/<NAME>/<stimulus>/`` and ``<paths.metrics>/patterns/<NAME>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from brainlike.config import load_params
+from brainlike.errors import BrainlikeError
+from brainlike.patterns import run_patterns
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        metrics = run_patterns(args.model, params.patterns, params.extract.output, params.paths.metrics)
+        print(json.dumps({"model": args.model} | {k: {"r2": v["r2"], "sparsity": v["sparsity"]} for k, v in metrics.items()}))
+    except BrainlikeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
