@@ -119,7 +119,7 @@ def vendor_assets(dest: str | Path, npm: str = "npm") -> dict:
 
     Returns the manifest (spec -> {name, version, integrity, folder}).
     """
-    dest = Path(dest)
+    dest = Path(dest).resolve()  # npm runs with cwd=tmp: relative paths would point inside it
     dest.mkdir(parents=True, exist_ok=True)
     manifest_path = dest / VENDOR_MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
