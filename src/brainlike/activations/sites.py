@@ -205,3 +205,60 @@ def capture(points: list[CapturePoint], sink: Callable[[int, torch.Tensor], None
     finally:
         for h in handles:
             h.remove()
+
+
+# --- vision-language families (issue 4 item 4; extraction in ``vlm.py``) -------------------
+# CLIP (two towers): both are pre-LN encoders with ``mlp.fc1 -> act -> mlp.fc2``; the text
+# tower is causal (CLIP's text encoder masks future tokens), the vision tower is not.
+_CLIP_SITES = {
+    "ffn_out": SiteSpec("mlp.fc2", "output", "hidden_size"),
+    "ffn_hidden": SiteSpec("mlp.fc2", "input", "intermediate_size"),
+    "attn_out": SiteSpec("self_attn.out_proj", "output", "hidden_size"),
+}
+
+
+def _bridgetower_vision_inner(cfg) -> int:
+    return 4 * int(cfg.hidden_size)  # BridgeTowerResidualAttention hard-codes a 4x MLP
+
+
+# BridgeTower's vision blocks are CLIP ``ResidualAttentionBlock``s built on
+# ``nn.MultiheadAttention``, whose ``out_proj`` is applied inside the functional call (its
+# forward hook never fires), so attn_out hooks the attention module and keeps output[0].
+_BRIDGETOWER_VISION_SITES = {
+    "ffn_out": SiteSpec("mlp.c_proj", "output", "hidden_size"),
+    "ffn_hidden": SiteSpec("mlp.c_proj", "input", _bridgetower_vision_inner),
+    "attn_out": SiteSpec("attn", "output", "hidden_size"),
+}
+# Fusion layers (``BridgeTowerBertCrossLayer``, built from the text config): self-attention,
+# cross-attention to the other modality, FFN. attn_out takes the *cross*-attention output
+# projection: that is where the two modalities meet.
+_BRIDGETOWER_FUSION_SITES = _BERT_SITES | {"attn_out": SiteSpec("crossattention.output.dense", "output", "hidden_size")}
+
+FAMILIES.extend([
+    Family(
+        "clip", ("clip",),
+        (
+            Tower("text", ("text_model.encoder.layers",), True, _CLIP_SITES, sub_config="text_config"),
+            Tower("vision", ("vision_model.encoder.layers",), False, _CLIP_SITES, sub_config="vision_config"),
+        ),
+        notes="CLIP two-tower model (CLIPModel): text and vision towers, ANs tagged 'text' / 'vision'",
+    ),
+    Family(
+        "bridgetower", ("bridgetower",),
+        (
+            Tower("text", ("text_model.encoder.layer",), False, _BERT_SITES, sub_config="text_config"),
+            Tower("vision", ("vision_model.visual.transformer.resblocks",), False, _BRIDGETOWER_VISION_SITES,
+                  sub_config="vision_config"),
+            Tower("fusion_text", ("cross_modal_text_layers",), False, _BRIDGETOWER_FUSION_SITES,
+                  sub_config="text_config"),
+            Tower("fusion_image", ("cross_modal_image_layers",), False, _BRIDGETOWER_FUSION_SITES,
+                  sub_config="text_config"),
+        ),
+        notes=(
+            "BridgeTower (BridgeTowerModel), a METER-style fusion model: unimodal text (RoBERTa-style) and "
+            "vision (CLIP ViT) towers plus cross-modal fusion layers, one stack per stream "
+            "(towers 'fusion_text' and 'fusion_image'; both are fusion layers)"
+        ),
+    ),
+])
+FUSION_TOWER_PREFIX = "fusion"

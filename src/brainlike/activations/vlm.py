@@ -1,0 +1,600 @@
+"""Vision-language models on image+caption stimuli (DESIGN.md section 2 step 1, paper B).
+
+An *event* is one image shown with one caption from ``onset`` for ``duration`` seconds. Each
+event is one forward pass (batch of one: the image and its tokenised caption); forward hooks
+capture the neuron site in every layer of every tower (:mod:`.sites`: CLIP's 'text' and
+'vision' towers, BridgeTower's 'text', 'vision', 'fusion_text' and 'fusion_image'), and each
+layer's tokens or patches are pooled into one value per artificial neuron (AN): mean by
+default, or the first (CLS / start) or last (end-of-text) position.
+
+Event values reach the TR grid through the existing word operator of :mod:`brainlike.stimulus`
+applied to the event's *block*: the block is split into impulses every ``tr / oversampling``
+seconds (the fine grid nilearn samples blocks on), so ``spm``/``glover`` give the HRF response
+to a sustained display and ``fir`` Lanczos-resamples the block. Then each AN is z-scored,
+constant ANs are dropped, and layers are written with :class:`~.store.LayerWriter` under the
+same layout, sidecar and resume rules as the text path (:func:`~.extract.extract_stimulus`),
+so patterns and encoding read them unchanged (the ``tower`` column tells the modality).
+
+Models without downloadable weights offline are built here (:func:`write_builtin`):
+``clip-vit-b32`` (CLIP ViT-B/32 shape) and ``bridgetower-small`` (a reduced BridgeTower), with
+the real CLIP BPE vocabulary shipped in ``open-clip-torch``; with ``trained: false`` they are
+randomly initialised from a seed. A user with real weights points ``source`` at their folder
+(its ``preprocessor_config.json`` and tokenizer are then used).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._utils.atomic import atomic_path, write_text_atomic
+from ..config import ExtractConfig, ModelConfig
+from ..data.embedded.movie import EVENT_COLUMNS, image_file, load_image
+from ..errors import DataError
+from ..stimulus import frame_times as _frame_times
+from ..stimulus import word_operator
+from .extract import STATE, TrGrid, _progress_bar, _write_layer, revision_of
+from .models import LoadedModel, load_model
+from .sites import FAMILIES, CapturePoint, capture, resolve_sites
+from .store import FORMAT_VERSION, SIDECAR, check_layer_file, layer_filename, sha256_file
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP image normalisation
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_CONTEXT = 77
+BUILTIN_INFO = "brainlike_builtin.json"
+STIMULUS_TYPE = "image_caption"
+
+
+def vlm_families() -> set[str]:
+    """Names of the families with a non-text tower (vision or fusion)."""
+    return {f.name for f in FAMILIES if any(t.name != "text" for t in f.towers)}
+
+
+# --- tokenizer and image preprocessing, built offline ------------------------------------------
+def clip_bpe_file() -> Path:
+    """The real CLIP BPE merges shipped with open-clip-torch (``bpe_simple_vocab_16e6.txt.gz``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(None, "package open-clip-torch is not installed; it ships the CLIP BPE vocabulary "
+                        "(install with `uv pip install --no-deps open-clip-torch`)", "tokenizer")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+    if not path.is_file():
+        raise DataError(path, "CLIP BPE vocabulary file missing from open-clip-torch", "tokenizer")
+    return path
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2 / CLIP reversible byte -> printable character map (256 entries)."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+@lru_cache(maxsize=1)
+def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """CLIP's 49,408-token vocabulary and 48,894 merges, built as open_clip's SimpleTokenizer does.
+
+    Vocabulary order: 256 byte characters, the same with ``</w>``, one token per merge, then
+    ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
+    """
+    path = clip_bpe_file()
+    try:
+        lines = gzip.open(path).read().decode("utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read the CLIP BPE vocabulary: {exc}", "tokenizer") from None
+    merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
+    base = list(_bytes_to_unicode().values())
+    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def clip_tokenizer(model_max_length: int = CLIP_CONTEXT):
+    """A fast CLIP tokenizer (transformers ``CLIPTokenizer``) on the real CLIP BPE vocabulary."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = clip_vocab()
+    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Image preprocessing: shortest-edge bicubic resize, centre crop, per-channel normalisation."""
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def pixel_values(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> float32 tensor of shape (3, crop, crop)."""
+        from PIL import Image
+
+        h, w = rgb.shape[:2]
+        scale = self.resize / min(h, w)
+        nh, nw = max(self.resize, round(h * scale)), max(self.resize, round(w * scale))
+        x = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BICUBIC), np.float32) / 255.0
+        top, left = (nh - self.crop) // 2, (nw - self.crop) // 2
+        x = x[top : top + self.crop, left : left + self.crop]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def _edge(v) -> int | None:
+    if isinstance(v, int):
+        return v
+    if isinstance(v, dict):
+        return v.get("shortest_edge") or v.get("height")
+    return None
+
+
+def image_spec(model_dir: str | Path, config) -> ImageSpec:
+    """Preprocessing from ``preprocessor_config.json`` (Hugging Face keys) or the vision config."""
+    p = Path(model_dir) / "preprocessor_config.json"
+    size = int(config.vision_config.image_size)
+    if not p.is_file():
+        return ImageSpec(size, size)
+    try:
+        raw = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(p, f"not valid JSON: {exc}", "preprocessor_config.json") from None
+    crop = _edge(raw.get("crop_size")) or size
+    resize = _edge(raw.get("size")) or crop
+    mean, std = raw.get("image_mean", CLIP_MEAN), raw.get("image_std", CLIP_STD)
+    if resize < crop or len(mean) != 3 or len(std) != 3:
+        raise DataError(p, f"expected size >= crop_size and 3-channel image_mean/std, got size={resize}, "
+                        f"crop={crop}, mean={mean}, std={std}", "preprocessor_config.json")
+    return ImageSpec(int(resize), int(crop), tuple(map(float, mean)), tuple(map(float, std)))
+
+
+# --- built-in random-initialised shapes -------------------------------------------------------
+def builtin_config(name: str):
+    """Config of a built-in VLM shape (no weights exist offline: use with ``trained: false``).
+
+    ``clip-vit-b32``: OpenAI CLIP ViT-B/32 (text 12 x 512, FFN 2048, 8 heads, 77 tokens; vision
+    12 x 768, FFN 3072, 12 heads, 224 px, 32 px patches; projection 512; ~151 M parameters).
+    ``bridgetower-small``: BridgeTower at reduced size (text 6 x 512, FFN 2048, 8 heads, RoBERTa-style
+    positions for 77 tokens; vision CLIP-style 6 x 512, FFN 2048, 224 px, 32 px patches; 3 fusion
+    layers per stream of 512, FFN 2048), with the CLIP BPE vocabulary (49,408 tokens) in place of
+    RoBERTa's, which is not available offline.
+    """
+    from transformers import BridgeTowerConfig, CLIPConfig
+
+    vocab = 49408
+    if name == "clip-vit-b32":
+        return CLIPConfig(
+            text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                             num_attention_heads=8, max_position_embeddings=CLIP_CONTEXT, bos_token_id=49406,
+                             eos_token_id=49407, pad_token_id=1),
+            vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                               image_size=224, patch_size=32),
+            projection_dim=512,
+        )
+    if name == "bridgetower-small":
+        return BridgeTowerConfig(
+            hidden_size=512, num_hidden_layers=3, num_attention_heads=8,
+            # pad_token_id doubles as RoBERTa's position padding index: positions start at pad + 1
+            text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=6,
+                             num_attention_heads=8, max_position_embeddings=CLIP_CONTEXT + 2, pad_token_id=1,
+                             bos_token_id=49406, eos_token_id=49407),
+            vision_config=dict(hidden_size=512, num_hidden_layers=6, image_size=224, patch_size=32),
+        )
+    raise DataError(None, f"unknown built-in VLM {name!r}; expected one of {BUILTINS}", "models[].source")
+
+
+BUILTINS = ("clip-vit-b32", "bridgetower-small")
+
+
+def write_builtin(name: str, folder: str | Path) -> Path:
+    """Write a loadable model folder for a built-in shape (atomically): config, tokenizer, preprocessing.
+
+    No weight file is written: the folder serves ``trained: false`` (``load_model`` builds the
+    model from ``config.json`` with the entry's seed).
+    """
+    config = builtin_config(name)
+    folder = Path(folder)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        config.save_pretrained(str(tmp))
+        clip_tokenizer(CLIP_CONTEXT).save_pretrained(str(tmp))
+        size = int(config.vision_config.image_size)
+        (tmp / "preprocessor_config.json").write_text(json.dumps(
+            {"size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size},
+             "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "resample": "bicubic"}, indent=1) + "\n")
+        (tmp / BUILTIN_INFO).write_text(json.dumps(
+            {"builtin": name, "bpe": clip_bpe_file().name, "bpe_sha256": sha256_file(clip_bpe_file())},
+            indent=1) + "\n")
+    return folder
+
+
+# --- stimuli ------------------------------------------------------------------------------------
+@dataclass
+class EventStimulus:
+    """An image+caption stimulus (a (dataset, task) pair) and the TR grids of its runs.
+
+    events : DataFrame with columns onset, duration (s), image (``skimage:<name>`` or a path), caption
+    """
+
+    id: str
+    events: pd.DataFrame
+    grids: list[TrGrid]
+    source: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def check_events(events: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Validate an event table (columns :data:`EVENT_COLUMNS`); returns it with those columns, in order."""
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise DataError(source, f"event table lacks column(s) {missing}; expected {list(EVENT_COLUMNS)}", "events")
+    if len(events) == 0:
+        raise DataError(source, "empty stimulus: the event table has no rows", "events")
+    ev = events[list(EVENT_COLUMNS)].reset_index(drop=True).copy()
+    t = ev[["onset", "duration"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(t).all(axis=1) | (t[:, 1] <= 0)
+    if bad.any():
+        raise DataError(source, f"event {int(np.flatnonzero(bad)[0])}: onset and duration must be finite, "
+                        "duration > 0", "onset")
+    if (np.diff(t[:, 0]) < 0).any():
+        raise DataError(source, f"event onsets decrease at row {int(np.flatnonzero(np.diff(t[:, 0]) < 0)[0]) + 1}",
+                        "onset")
+    empty = ev["caption"].astype(str).str.strip() == ""
+    if empty.any():
+        raise DataError(source, f"event {int(np.flatnonzero(empty)[0])} has an empty caption", "caption")
+    ev["onset"], ev["duration"] = t[:, 0], t[:, 1]
+    return ev
+
+
+def is_event_run(run) -> bool:
+    """True for a run whose stimulus is an image+caption event table (``meta['events']``)."""
+    return run.meta.get("stimulus_type") == STIMULUS_TYPE or "events" in run.meta
+
+
+def events_sha256(events: pd.DataFrame) -> str:
+    blob = json.dumps([events["image"].astype(str).tolist(), events["caption"].astype(str).tolist(),
+                       np.round(events[["onset", "duration"]].to_numpy(float), 6).tolist()]).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def event_stimuli_from_runs(runs: Iterable) -> list[EventStimulus]:
+    """Group image+caption runs by (dataset, task), one grid per distinct (tr, t0, n_trs); others are skipped.
+
+    Raises
+    ------
+    DataError
+        Two runs of one (dataset, task) with different event tables.
+    """
+    groups: dict[tuple[str, str], dict] = {}
+    for run in runs:
+        if not is_event_run(run):
+            continue
+        src = run.meta.get("events_source", run.meta.get("source"))
+        ev = check_events(pd.DataFrame(run.meta.get("events", [])), src)
+        key = (run.dataset, run.task)
+        g = groups.setdefault(key, {"events": ev, "sha": events_sha256(ev), "src": src, "grids": {}})
+        if events_sha256(ev) != g["sha"]:
+            raise DataError(src, f"run {run.run_id} has other events than the first run of {key}; "
+                            "expected one event table per (dataset, task)", "events")
+        g["grids"].setdefault((float(run.tr), float(run.t0), int(run.n_trs)), []).append(run.run_id)
+    return [
+        EventStimulus(f"{d}_task-{t}", g["events"],
+                      [TrGrid(tr, t0, n, tuple(ids)) for (tr, t0, n), ids in sorted(g["grids"].items())],
+                      g["src"], {"dataset": d, "task": t})
+        for (d, t), g in sorted(groups.items())
+    ]
+
+
+# --- events -> TR operator -----------------------------------------------------------------------
+def event_operator(onsets: np.ndarray, durations: np.ndarray, times: np.ndarray, hrf: str = "spm",
+                   oversampling: int = 16, lanczos_window: int = 3, lanczos_cutoff: float = 1.0) -> np.ndarray:
+    """Operator mapping event values (held for each event's duration) to the TR grid.
+
+    Each event is split into ``k = ceil(duration / dt)`` impulses at the centres of ``dt = tr /
+    oversampling`` steps, each weighted ``duration / k`` (so the column integrates the block),
+    and :func:`brainlike.stimulus.word_operator` maps the impulses.
+
+    Parameters
+    ----------
+    onsets, durations : arrays of shape (n_events,)
+    times : array of shape (n_trs,), equally spaced frame times
+
+    Returns
+    -------
+    array of shape (n_trs, n_events), float64
+    """
+    onsets = np.asarray(onsets, np.float64)
+    durations = np.asarray(durations, np.float64)
+    times = np.asarray(times, np.float64)
+    dt = float(np.min(np.diff(times))) / max(int(oversampling), 1) if times.size > 1 else 0.1
+    k = np.maximum(np.ceil(durations / dt).astype(np.int64), 1)
+    owner = np.repeat(np.arange(onsets.size), k)
+    step = np.concatenate([np.arange(n) for n in k]) if k.size else np.zeros(0, np.int64)
+    sub = onsets[owner] + (step + 0.5) * (durations / k)[owner]
+    M = word_operator(sub, times, hrf, oversampling, lanczos_window, lanczos_cutoff)
+    out = np.zeros((times.size, onsets.size))
+    np.add.at(out.T, owner, (M * (durations / k)[owner][None, :]).T)
+    return out
+
+
+# --- forward ------------------------------------------------------------------------------------
+@dataclass
+class EventActivations:
+    """values[l] of shape (n_events, width_l): the pooled activation of every event at capture point l."""
+
+    points: list[CapturePoint]
+    values: list[np.ndarray]
+    n_tokens: np.ndarray  # (n_events,) caption tokens, special tokens included
+    forward_s: float
+
+
+def event_inputs(loaded: LoadedModel, spec: ImageSpec, image: str, caption: str,
+                 source: str | None = None, index: int = 0) -> dict[str, torch.Tensor]:
+    """Model inputs of one event (batch of one).
+
+    Returns ``input_ids`` and ``attention_mask`` of shape (1, n_tokens), ``pixel_values`` of shape
+    (1, 3, crop, crop) and, for BridgeTower, ``pixel_mask`` of shape (1, crop, crop).
+    """
+    ids = loaded.tokenizer(caption, add_special_tokens=True)["input_ids"]
+    if len(ids) > loaded.max_tokens:
+        raise DataError(source, f"event {index}: caption has {len(ids)} tokens, more than the model's "
+                        f"{loaded.max_tokens}: {caption!r}", "caption")
+    ids_t = torch.tensor([ids], dtype=torch.long)
+    px = spec.pixel_values(load_image(image)).unsqueeze(0)
+    inputs = {"input_ids": ids_t, "attention_mask": torch.ones_like(ids_t), "pixel_values": px}
+    if loaded.family.name == "bridgetower":
+        inputs["pixel_mask"] = torch.ones((1, px.shape[-2], px.shape[-1]), dtype=torch.long)
+    return inputs
+
+
+def _pool(x: torch.Tensor, pooling: str) -> torch.Tensor:
+    # batch of one: whatever the layout (batch-first, or BridgeTower's sequence-first vision
+    # blocks), reshaping to (positions, width) lists the positions in order
+    rows = x.reshape(-1, x.shape[-1])
+    if pooling == "mean":
+        return rows.float().mean(0)
+    if pooling == "first":
+        return rows[0].float()
+    if pooling == "last":
+        return rows[-1].float()
+    raise DataError(None, f"unknown pooling {pooling!r}; expected mean, first or last", "models[].pooling")
+
+
+def event_activations(
+    loaded: LoadedModel,
+    events: pd.DataFrame,
+    site: str = "ffn_out",
+    pooling: str = "mean",
+    spec: ImageSpec | None = None,
+    buffers: list[np.ndarray] | None = None,
+    progress=None,
+    source: str | None = None,
+) -> EventActivations:
+    """Capture ``site`` in every layer of every tower for each event; pool positions per event.
+
+    Parameters
+    ----------
+    events : DataFrame with columns image, caption (n_events rows)
+    spec : ImageSpec, optional
+        Image preprocessing; read from the model folder when omitted.
+    buffers : list of arrays of shape (n_events, width_l), optional
+        Accumulators (e.g. memory maps); allocated when omitted.
+
+    Returns
+    -------
+    EventActivations
+    """
+    if loaded.family.name not in vlm_families():
+        raise DataError(loaded.model_dir, f"family {loaded.family.name!r} has no vision tower; image+caption stimuli "
+                        f"need one of {sorted(vlm_families())}", "model_type")
+    if len(events) == 0:
+        raise DataError(source, "empty stimulus: the event table has no rows", "events")
+    spec = spec or image_spec(loaded.model_dir, loaded.model.config)
+    points = resolve_sites(loaded.model, loaded.family, site)
+    if buffers is None:
+        buffers = [np.zeros((len(events), p.width), np.float32) for p in points]
+    device = next(loaded.model.parameters()).device
+    state = {"e": 0}
+    n_tokens = np.zeros(len(events), np.int64)
+
+    def sink(i: int, out: torch.Tensor) -> None:
+        if out.shape[-1] != points[i].width:
+            raise DataError(None, f"{points[i].module_path}: captured width {out.shape[-1]} differs from the "
+                            f"config's {points[i].width}", "model")
+        buffers[i][state["e"]] = _pool(out, pooling).cpu().numpy()
+
+    secs = 0.0
+    with capture(points, sink), torch.inference_mode():
+        for e, (image, caption) in enumerate(zip(events["image"], events["caption"], strict=True)):
+            inputs = event_inputs(loaded, spec, str(image), str(caption), source, e)
+            n_tokens[e] = inputs["input_ids"].shape[1]
+            state["e"] = e
+            t = time.perf_counter()
+            loaded.model(**{k: v.to(device) for k, v in inputs.items()})
+            secs += time.perf_counter() - t
+            if progress is not None:
+                progress.update(1)
+    return EventActivations(points, buffers, n_tokens, secs)
+
+
+# --- extraction (resumable, same layout as the text path) ---------------------------------------
+def _images_provenance(events: pd.DataFrame) -> list[dict]:
+    return [{"image": ref, "file": image_file(ref).name, "sha256": sha256_file(image_file(ref))}
+            for ref in sorted(set(events["image"].astype(str)))]
+
+
+def events_params_hash(model: ModelConfig, cfg: ExtractConfig, events: pd.DataFrame, grids: list[TrGrid],
+                       revision: dict, images: list[dict]) -> str:
+    """Identity of an output: model entry, extract section, events, image bytes, grids, weights."""
+    ext = cfg.model_dump(mode="json", exclude={"output", "scratch", "model_cache"})
+    blob = json.dumps({
+        "format": FORMAT_VERSION, "stimulus_type": STIMULUS_TYPE,
+        "model": model.model_dump(mode="json", exclude={"generation", "generation_order"}),
+        "extract": ext, "events": events_sha256(events), "images": images,
+        "grids": [(g.tr, g.t0, g.n_trs) for g in grids], "revision": revision,
+    }, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _forward_ok(scratch: Path, state: dict) -> bool:
+    fw = state.get("forward")
+    if not fw:
+        return False
+    return all((scratch / "events" / p["file"]).is_file()
+               and sha256_file(scratch / "events" / p["file"]) == p["sha256"] for p in fw["points"])
+
+
+def extract_events(
+    model: ModelConfig,
+    cfg: ExtractConfig,
+    stim: EventStimulus,
+    model_dir: str | Path,
+    loaded: LoadedModel | None = None,
+    progress: bool | None = None,
+    on_layer: Callable[[str, int], None] | None = None,
+) -> dict:
+    """Extract, align and store a VLM's activations for an image+caption stimulus (resumable).
+
+    Same conventions as :func:`~brainlike.activations.extract.extract_stimulus`: work in
+    ``<scratch>/<model>/<stimulus>`` with ``state.json`` (forward phase -> ``events/P###.npy``,
+    then one Arrow file per grid and layer, each checked by sha256 on resume), sidecar written
+    last, one rename to ``<output>/<model>/<stimulus>``; an up-to-date output is left alone.
+
+    Returns
+    -------
+    dict
+        ``status`` ("written" or "up-to-date"), ``path``, ``resumed_forward``, ``resumed_layers``.
+    """
+    model_dir = Path(model_dir)
+    events = check_events(stim.events, stim.source)
+    final = Path(cfg.output) / model.name / stim.id
+    scratch = Path(cfg.scratch) / model.name / stim.id
+    revision = revision_of(model, model_dir)
+    images = _images_provenance(events)
+    phash = events_params_hash(model, cfg, events, stim.grids, revision, images)
+    side = final / SIDECAR
+    if side.is_file():
+        try:
+            if json.loads(side.read_text()).get("params_hash") == phash:
+                return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
+        except json.JSONDecodeError:
+            pass
+    state: dict = {}
+    if (scratch / STATE).is_file():
+        try:
+            state = json.loads((scratch / STATE).read_text())
+        except json.JSONDecodeError:
+            state = {}
+    if state.get("params_hash") != phash:
+        shutil.rmtree(scratch, ignore_errors=True)
+        state = {"params_hash": phash, "layers": {}}
+    scratch.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    resumed_forward = _forward_ok(scratch, state)
+    if not resumed_forward:
+        state["layers"] = {}
+        if loaded is None:
+            loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
+        edir = scratch / "events"
+        edir.mkdir(parents=True, exist_ok=True)
+        bar = _progress_bar(len(events), model.name, progress)
+        try:
+            ea = event_activations(loaded, events, model.site, model.pooling, progress=bar, source=stim.source)
+        finally:
+            if bar is not None:
+                bar.close()
+        for i, v in enumerate(ea.values):
+            np.save(edir / f"P{i:03d}.npy", v)
+        state["forward"] = {
+            "family": loaded.family.name, "n_events": len(events), "n_tokens": int(ea.n_tokens.sum()),
+            "forward_s": round(ea.forward_s, 3), "image": image_spec(model_dir, loaded.model.config).__dict__,
+            "points": [{"tower": p.tower, "layer": p.layer, "module": p.module_path, "width": p.width,
+                        "file": f"P{i:03d}.npy", "sha256": sha256_file(edir / f"P{i:03d}.npy")}
+                       for i, p in enumerate(ea.points)],
+        }
+        write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
+    fw = state["forward"]
+    out = scratch / "out"
+    onsets, durations = events["onset"].to_numpy(np.float64), events["duration"].to_numpy(np.float64)
+    resumed_layers, grids_meta = 0, []
+    for grid in stim.grids:
+        gdir = out / grid.id
+        gdir.mkdir(parents=True, exist_ok=True)
+        M = event_operator(onsets, durations, _frame_times(grid.t0, grid.tr, grid.n_trs), cfg.hrf, cfg.oversampling,
+                           cfg.lanczos_window, cfg.lanczos_cutoff)
+        files = []
+        for i, p in enumerate(fw["points"]):
+            fname = layer_filename(p["tower"], p["layer"])
+            key = f"{grid.id}/{fname}"
+            done = state["layers"].get(key)
+            path = gdir / fname
+            if done and check_layer_file(path, done["n_rows"], grid.n_trs, done["sha256"]):
+                resumed_layers += 1
+            else:
+                arr = np.load(scratch / "events" / p["file"], mmap_mode="r")
+                n_rows, n_const = _write_layer(path, p, arr, M, cfg, grid.n_trs)
+                del arr
+                done = {"n_rows": n_rows, "n_constant": n_const, "sha256": sha256_file(path)}
+                state["layers"][key] = done
+                write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
+                if on_layer is not None:
+                    on_layer(grid.id, i)
+            files.append({"tower": p["tower"], "layer": p["layer"], "file": fname} | done)
+        grids_meta.append({
+            "id": grid.id, "tr": grid.tr, "t0": grid.t0, "n_trs": grid.n_trs, "run_ids": list(grid.run_ids),
+            "n_ans": int(sum(f["n_rows"] for f in files)),
+            "n_constant_dropped": int(sum(f["n_constant"] for f in files)), "files": files,
+        })
+    import transformers
+
+    towers = list(dict.fromkeys(p["tower"] for p in fw["points"]))
+    sidecar = {
+        "format_version": FORMAT_VERSION, "params_hash": phash, "model": model.model_dump(mode="json"),
+        "model_dir": str(model_dir), "revision": revision, "family": fw["family"],
+        "causal": False,  # no windows: each event is one whole forward pass
+        "site": model.site, "pooling": model.pooling, "towers": towers,
+        "layers": [{"tower": p["tower"], "layer": p["layer"], "module": p["module"], "width": p["width"]}
+                   for p in fw["points"]],
+        "n_layers": len(fw["points"]), "widths": sorted({p["width"] for p in fw["points"]}),
+        "stimulus": {"id": stim.id, "type": STIMULUS_TYPE, "source": stim.source, "n_events": len(events),
+                     "events_sha256": events_sha256(events), "images": images,
+                     "n_caption_tokens": fw["n_tokens"]} | stim.meta,
+        "image_preprocessing": fw["image"],
+        "windows": None,
+        "hrf": {"model": cfg.hrf, "oversampling": cfg.oversampling,
+                "fir_delays": cfg.fir_delays if cfg.hrf == "fir" else None, "lanczos_window": cfg.lanczos_window,
+                "lanczos_cutoff": cfg.lanczos_cutoff, "events": "blocks",
+                "zscore": "population sd"},
+        "grids": grids_meta,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "timing_s": {"forward": fw["forward_s"], "this_call": round(time.perf_counter() - t_start, 3)},
+    }
+    (out / SIDECAR).write_text(json.dumps(sidecar, indent=1) + "\n")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, final)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"status": "written", "path": str(final), "resumed_forward": resumed_forward,
+            "resumed_layers": resumed_layers}
