@@ -15,6 +15,8 @@ import json
 import sys
 
 from brainlike.activations import extract_stimulus, load_model, materialise, needs_materialise, stimuli_from_runs
+from brainlike.activations.vlm import event_stimuli_from_runs, extract_events, vlm_families
+from brainlike._utils.atomic import write_text_atomic
 from brainlike.cli import set_offline_env
 from brainlike.config import load_params
 from brainlike.data import iter_runs
@@ -48,13 +50,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # Only runs that passed the data gates (stage `validate`) reach the models.
         valid = read_valid_runs(params.paths.metrics / "validation.json")
-        stimuli = stimuli_from_runs(iter_runs(params.paths.prepared, run_ids=valid))
-        loaded = None
-        for stim in stimuli:
-            if loaded is None:
-                loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
-            report = extract_stimulus(model, cfg, stim, model_dir, loaded=loaded)
+        runs = list(iter_runs(params.paths.prepared, run_ids=valid))
+        loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
+        # Vision-language models see image+caption events; text models see every stimulus's
+        # words (a movie's captions included). A VLM never gets a text-only stimulus.
+        if loaded.family.name in vlm_families():
+            jobs = [(stim, extract_events) for stim in event_stimuli_from_runs(runs)]
+        else:
+            jobs = [(stim, extract_stimulus) for stim in stimuli_from_runs(runs)]
+        done = {}
+        for stim, extract in jobs:
+            report = extract(model, cfg, stim, model_dir, loaded=loaded)
+            done[stim.id] = report.get("status")
             print(json.dumps({"model": model.name, "stimulus": stim.id} | report))
+        # The stage's output always exists and says which stimuli this model saw (possibly none).
+        write_text_atomic(cfg.output / model.name / "index.json", json.dumps({"model": model.name, "stimuli": sorted(done)}, indent=1) + "\n")
     except BrainlikeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -72,6 +72,13 @@ def _default_planted() -> list[PlantedResponse]:
     ]
 
 
+class MovieConfig(_Section):
+    """The embedded image-caption "movie" (skimage photographs, project captions) for VLMs."""
+
+    enabled: bool = True
+    event_s: float = Field(6.0, gt=0.5, le=60.0, description="Display time of one image-caption event")
+
+
 class EmbeddedConfig(_Section):
     """The embedded semi-synthetic story-listening dataset (DESIGN.md section 4)."""
 
@@ -87,6 +94,7 @@ class EmbeddedConfig(_Section):
     background: Literal["phase_randomised", "segments"] = "phase_randomised"
     speech: SpeechRateConfig = Field(default_factory=SpeechRateConfig)
     planted: list[PlantedResponse] = Field(default_factory=_default_planted, min_length=1)
+    movie: MovieConfig = Field(default_factory=MovieConfig)
 
     @model_validator(mode="after")
     def _distinct_features(self) -> EmbeddedConfig:
@@ -142,7 +150,7 @@ class ValidationConfig(_Section):
 NeuronSite = Literal["ffn_out", "ffn_hidden", "attn_out"]
 TokenPooling = Literal["mean", "first", "last"]
 HrfName = Literal["spm", "glover", "fir"]
-MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf")
+MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 
 
 class ModelConfig(_Section):
@@ -173,6 +181,8 @@ class ModelConfig(_Section):
                 f"source {self.source!r} must start with one of "
                 f"{', '.join(s + ':' for s in MODEL_SOURCE_SCHEMES)}"
             )
+        if scheme == "builtin" and self.trained:
+            raise ValueError(f"source {self.source!r} has no weights offline; set trained: false (a random-initialised control)")
         if self.stride > self.context - 4:
             raise ValueError(f"stride ({self.stride}) must leave overlap: at most context - 4 = {self.context - 4}")
         return self
@@ -206,6 +216,11 @@ def default_models() -> list[ModelConfig]:
     for m in real:
         out.append(ModelConfig(**m))
         out.append(ModelConfig(**(m | {"name": m["name"] + "-random", "trained": False})))
+    # No real VLM weights offline: the architectures alone, random-initialised (see README).
+    out.append(ModelConfig(name="clip-vit-b32-random", generation="vlm-2021", generation_order=3,
+                           source="builtin:clip-vit-b32", trained=False))
+    out.append(ModelConfig(name="bridgetower-random", generation="vlm-fusion-2023", generation_order=4,
+                           source="builtin:bridgetower-small", trained=False))
     return out
 
 # --- end of models section ---------------------------------------------------------------

