@@ -14,18 +14,23 @@ n_samples of ``Lasso``), so both objectives are comparable number for number.
 Algorithm (Mairal et al. 2010, "Online learning for matrix factorization and sparse coding",
 JMLR 11, Alg. 1-2, with the finite-data-set variant of their section 3.4): ANs are visited in
 batches of ``batch_size`` columns, in a fixed order. For each batch, the codes are recomputed by
-FISTA with per-column adaptive restart, warm-started from that batch's previous codes; the
-sufficient statistics A_stat = sum_n a_n a_n^T (K x K) and B_stat = sum_n x_n a_n^T (T x K)
-replace the batch's previous contribution by the new one (so they always describe the latest
-code of every AN seen); then one block-coordinate sweep updates D. Every step decreases the full
-objective (codes: lasso on a fixed D; D: exact minimiser per column of the quadratic surrogate
-built from all current codes), so no forgetting factor is needed and the visiting order only
-changes the path. An atom that is (almost) unused is re-drawn from the worst-reconstructed AN
-of the current batch.
+a few FISTA steps with per-column adaptive restart (inexact coding: warm-started from that
+batch's previous codes, or in the first epoch from soft(D^T x, lam), the exact solution for the
+orthonormal SVD atoms); the sufficient statistics A_stat = sum_n a_n a_n^T (K x K) and B_stat =
+sum_n x_n a_n^T (T x K) replace the batch's previous contribution by the new one (so they always
+describe the latest code of every AN seen); then one block-coordinate sweep updates D. From the
+second epoch on, the D step is the exact minimiser per column of the quadratic surrogate built
+from all current codes, so no forgetting factor is needed and the visiting order only changes
+the path. The first epoch, whose early codes come from far worse atoms, uses smaller batches
+and lets D follow recency-weighted statistics (sklearn's and Mairal's forgetting, memory
+``window`` batches) while the exact sums are kept for the later epochs. An atom that is
+(almost) unused is re-drawn from the worst-reconstructed AN of the current batch. The reported
+codes come from a final pass that codes every AN to convergence on the final atoms.
 
-Determinism: a fixed batch layout, no random draws after the SVD initialisation and contiguous
-float32 batches make the result bit-identical run to run on the same device, torch build and
-thread count (CPU GEMMs and reductions split work by size and thread count only).
+Determinism: a fixed batch layout (the scan regroups the stream into fixed blocks too), no
+random draws after the SVD initialisation, contiguous float32 batches and a fixed CPU thread
+count (one by default, see :func:`cpu_threads`) make the result bit-identical run to run on the
+same device and torch build, whatever the machine's core count or the caller's chunking.
 
 Memory: besides the caller's data, the fit holds the dense codes (K x N float32, 4 K N bytes),
 one batch (T x batch_size float32) and O(T^2 + T K) statistics -- never a second copy of X.
@@ -33,6 +38,7 @@ one batch (T x batch_size float32) and O(T^2 + T K) statistics -- never a second
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -40,7 +46,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 import torch
+from threadpoolctl import threadpool_limits
 
 Batches = Callable[[], Iterable]
 """A callable returning a fresh iterable of column chunks, each of shape (T, n_i)."""
@@ -64,6 +72,27 @@ def _flush_denormals(fn):
                 torch.set_flush_denormal(False)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def cpu_threads(num_threads: int | None):
+    """Run the block with ``num_threads`` CPU threads for torch and for numpy's BLAS, then restore.
+
+    The problem's GEMMs are small (K x K x batch), so extra threads mostly add synchronisation;
+    on a shared machine a second thread waiting for a busy core made a fit 10-100x slower
+    (measured at load 4 on 2 cores). A fixed count also fixes how CPU reductions split work,
+    which the bit-for-bit determinism depends on. ``None`` leaves both settings as they are.
+    """
+    if num_threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        with threadpool_limits(limits=int(num_threads)):
+            yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class ColumnError(ValueError):
@@ -129,8 +158,25 @@ class ScanResult:
     col_tss: np.ndarray  # (N,) float64: ||x_n - mean(x_n)||^2
 
 
+SCAN_BATCH = 4096
+"""Columns per scan step: fixed, so the accumulated X X^T does not depend on how the caller chunks X."""
+
+GRAM_EXACT_BLOCKS = 4
+"""Scan blocks whose every column enters X X^T; later blocks contribute every
+:data:`GRAM_STRIDE`-th column, weighted by the stride (X X^T only seeds the SVD initialisation,
+and for 200,000 ANs the exact product took 3/4 of the scan)."""
+
+GRAM_STRIDE = 8
+
+
 def scan(batches: Batches, device: torch.device, need_gram: bool = True) -> ScanResult:
     """Validate every column (finite, not constant) and accumulate X X^T.
+
+    The stream is regrouped into blocks of :data:`SCAN_BATCH` columns, so the result is the same
+    bit for bit however X is chunked; X X^T is a float32 GEMM per block accumulated in float64,
+    exact over the first :data:`GRAM_EXACT_BLOCKS` blocks and estimated from every
+    :data:`GRAM_STRIDE`-th column after them (it only seeds the SVD initialisation); the
+    per-column sums are float64 and exact.
 
     Raises
     ------
@@ -143,27 +189,47 @@ def scan(batches: Batches, device: torch.device, need_gram: bool = True) -> Scan
     n = 0
     gram = None
     sq, tss = [], []
-    for chunk in batches():
-        values = getattr(chunk, "values", chunk)
-        x = to_device(values, device)
-        if x.ndim != 2:
-            raise ValueError(f"each chunk must be a 2-D array (n_trs, n_ans), got shape {tuple(x.shape)}")
-        if T is None:
-            T = x.shape[0]
+
+    def checked():
+        nonlocal T
+        for chunk in batches():
+            values = getattr(chunk, "values", chunk)
+            if not hasattr(values, "ndim"):
+                values = np.asarray(values)
+            if values.ndim != 2:
+                raise ValueError(f"each chunk must be a 2-D array (n_trs, n_ans), got shape {tuple(values.shape)}")
+            if T is None:
+                T = values.shape[0]
+            elif values.shape[0] != T:
+                raise ValueError(f"chunks disagree on the number of time points: {values.shape[0]} vs {T}")
+            yield values
+
+    for raw in rebatch(checked(), SCAN_BATCH):
+        x = to_device(raw, device)
+        if gram is None:
             gram = torch.zeros((T, T), dtype=torch.float64, device=device)
-        elif x.shape[0] != T:
-            raise ValueError(f"chunks disagree on the number of time points: {x.shape[0]} vs {T}")
-        finite = torch.isfinite(x).all(dim=0)
+        x64 = x.double()
+        ones = torch.ones((1, T), dtype=torch.float64, device=device)
+        # column sums as GEMVs (a strided reduction over dim 0 was 2x slower)
+        col_sq = (ones @ (x64 * x64))[0]
+        # a float32 square cannot overflow float64, so a non-finite sum means a non-finite entry
+        finite = torch.isfinite(col_sq)
         if not bool(finite.all()):
             raise ColumnError(n + int(torch.nonzero(~finite)[0]), "holds NaN or infinite values")
         spread = x.amax(dim=0) - x.amin(dim=0)
         if not bool((spread > 0).all()):
             raise ColumnError(n + int(torch.nonzero(spread <= 0)[0]), "is constant over time (zero variance)")
-        x64 = x.double()
         if need_gram:
-            gram += x64 @ x64.T
-        sq.append((x64 * x64).sum(dim=0).cpu().numpy())
-        tss.append(((x64 - x64.mean(dim=0, keepdim=True)) ** 2).sum(dim=0).cpu().numpy())
+            if n < GRAM_EXACT_BLOCKS * SCAN_BATCH:
+                gram += (x @ x.T).double()
+            else:
+                xs = x[:, ::GRAM_STRIDE].contiguous()
+                gram += (xs @ xs.T).double().mul_(GRAM_STRIDE)
+        sq.append(col_sq.cpu().numpy())
+        # sum of squares about the mean = ||x||^2 - (sum x)^2 / T, exact to ~1e-16 (1 + mean^2 / var) T
+        # relative in float64
+        col_sum = (ones @ x64)[0]
+        tss.append((col_sq - col_sum * col_sum / T).clamp_min_(0.0).cpu().numpy())
         n += x.shape[1]
     if T is None or n == 0:
         raise ValueError("no AN columns in the input (empty stream)")
@@ -183,8 +249,10 @@ def init_svd(gram_t: np.ndarray, n_atoms: int) -> np.ndarray:
     D : array of shape (T, n_atoms), float64, orthonormal columns, sign fixed so that each
         column's largest-magnitude entry is positive (deterministic).
     """
-    w, v = np.linalg.eigh(gram_t)
-    D = v[:, np.argsort(-w, kind="stable")[:n_atoms]].copy()
+    T = gram_t.shape[0]
+    # only the top n_atoms eigenpairs (ascending order from LAPACK; reversed to descending)
+    w, v = scipy.linalg.eigh(gram_t, subset_by_index=[T - n_atoms, T - 1])
+    D = v[:, np.argsort(-w, kind="stable")].copy()
     idx = np.abs(D).argmax(axis=0)
     D *= np.sign(D[idx, np.arange(D.shape[1])])[None, :]
     return D
@@ -196,7 +264,8 @@ def lipschitz(G: torch.Tensor) -> float:
 
 
 def soft_threshold(z: torch.Tensor, thr: float) -> torch.Tensor:
-    return torch.sign(z) * torch.clamp(z.abs() - thr, min=0.0)
+    """sign(z) * max(|z| - thr, 0), computed as z - clip(z, -thr, thr) (2 kernels, same values)."""
+    return z - z.clamp(-thr, thr)
 
 
 def fista(G: torch.Tensor, C: torch.Tensor, lam: float, A0: torch.Tensor, L: float,
@@ -223,19 +292,23 @@ def fista(G: torch.Tensor, C: torch.Tensor, lam: float, A0: torch.Tensor, L: flo
     n_iter : int
     """
     step, thr = 1.0 / L, lam / L
+    # gradient step y - step (G y - C) as one GEMM: (I - step G) y + step C
+    M = torch.eye(G.shape[0], dtype=G.dtype, device=G.device).sub_(G, alpha=step)
+    Cs = C * step
     a_prev = A0
     y = A0
     t = torch.ones(A0.shape[1], dtype=A0.dtype, device=A0.device)
     it = 0
     for it in range(1, max_iter + 1):
-        a = soft_threshold(y - step * (G @ y - C), thr)
+        z = torch.addmm(Cs, M, y)
+        a = z.sub_(z.clamp(-thr, thr))
         diff = a - a_prev
         # O'Donoghue & Candes 2015 gradient restart: drop momentum where it points uphill.
-        restart = ((y - a) * diff).sum(dim=0) > 0
+        restart = (y - a).mul_(diff).sum(dim=0) > 0
         t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-        mom = torch.where(restart, torch.zeros_like(t), (t - 1.0) / t_new)
-        t = torch.where(restart, torch.ones_like(t), t_new)
-        y = a + mom[None, :] * diff
+        mom = ((t - 1.0) / t_new).masked_fill_(restart, 0.0)
+        t = t_new.masked_fill_(restart, 1.0)
+        y = torch.addcmul(a, diff, mom[None, :])
         a_prev = a
         if it % check_every == 0 or it == max_iter:
             if float(torch.linalg.vector_norm(diff)) <= tol * max(float(torch.linalg.vector_norm(a)), 1e-30):
@@ -284,15 +357,19 @@ def update_dict(D: np.ndarray, A_stat: np.ndarray, B_stat: np.ndarray, n_sweeps:
     K = D.shape[1]
     floor = unused_tol * max(float(np.trace(A_stat)) / K, 1e-300)
     redrawn: list[int] = []
+    # atoms as contiguous rows (K, T): each step reads and writes one row; A_stat is symmetric
+    Dt = np.ascontiguousarray(D.T)
+    Bt = np.ascontiguousarray(B_stat.T)
     for _ in range(n_sweeps):
         for k in range(K):
             akk = A_stat[k, k]
             if akk > floor:
-                u = D[:, k] + (B_stat[:, k] - D @ A_stat[:, k]) / akk
-                D[:, k] = u / max(float(np.linalg.norm(u)), 1.0)
+                u = Dt[k] + (Bt[k] - A_stat[k] @ Dt) / akk
+                Dt[k] = u / max(math.sqrt(float(u @ u)), 1.0)
             elif fallback is not None and len(redrawn) < fallback.shape[1] and k not in redrawn:
-                D[:, k] = fallback[:, len(redrawn)]
+                Dt[k] = fallback[:, len(redrawn)]
                 redrawn.append(k)
+    D[...] = Dt.T
     return D, redrawn
 
 
@@ -312,9 +389,20 @@ class FitResult:
 
 def _epoch(batches: Batches, D32: torch.Tensor, D: np.ndarray, codes: torch.Tensor, col_sq: torch.Tensor,
            A_stat: np.ndarray, B_stat: np.ndarray, lam: float, batch_size: int, device: torch.device,
-           fista_iter: int, fista_tol: float, n_sweeps: int, update: bool) -> tuple[float, torch.Tensor, int, int]:
-    """One pass over all batches; returns (objective sum, final float32 atoms, fista iters, redrawn)."""
+           fista_iter: int, fista_tol: float, n_sweeps: int, first: bool,
+           window: int | None = None) -> tuple[float, torch.Tensor, int, int]:
+    """One pass over all batches; returns (objective sum, final float32 atoms, fista iters, redrawn).
+
+    ``first``: the codes were never computed (first epoch). FISTA then starts from soft(D^T x,
+    lam) -- the exact lasso solution when D^T D = I, as for the SVD atoms -- and, if ``window``
+    (in columns) is set, the atoms follow statistics that forget old batches once ``window``
+    columns have been seen (their codes came from much worse atoms; Mairal et al. 2010, section 3.4.2). The
+    exact sums in A_stat / B_stat are kept as well, so later epochs replace codes as usual.
+    """
     total, iters, redrawn_n = 0.0, 0, 0
+    K = D.shape[1]
+    decay = first and window is not None
+    A_use, B_use = (np.zeros_like(A_stat), np.zeros_like(B_stat)) if decay else (A_stat, B_stat)
     G = D32.T @ D32
     L = lipschitz(G)
     off = 0
@@ -324,36 +412,54 @@ def _epoch(batches: Batches, D32: torch.Tensor, D: np.ndarray, codes: torch.Tens
         sl = slice(off, off + b)
         C = D32.T @ x
         a_old = codes[:, sl]
-        a_new, it = fista(G, C, lam, a_old, L, fista_iter, fista_tol)
+        a_new, it = fista(G, C, lam, soft_threshold(C, lam) if first else a_old, L, fista_iter, fista_tol)
         iters += it
         rss = batch_cost(col_sq[sl], a_new, C, G, lam)
         total += float(0.5 * rss.sum() + lam * a_new.abs().double().sum())
-        if update:
-            delta = a_new - a_old
+        if first:  # the previous codes are all zero
+            dA = (a_new @ a_new.T).double().cpu().numpy()
+            dB = (x @ a_new.T).double().cpu().numpy()
+        else:
             dA = (a_new @ a_new.T - a_old @ a_old.T).double().cpu().numpy()
-            dB = (x @ delta.T).double().cpu().numpy()
-            A_stat += dA
-            B_stat += dB
-            n_fb = min(D.shape[1], b)
+            dB = (x @ (a_new - a_old).T).double().cpu().numpy()
+        A_stat += dA
+        B_stat += dB
+        if decay:
+            beta = 1.0 - b / max(off + b, window)
+            A_use *= beta
+            A_use += dA
+            B_use *= beta
+            B_use += dB
+        fb = None
+        if np.diag(A_use).min() <= _UNUSED_TOL * max(float(np.trace(A_use)) / K, 1e-300):
+            # only when some atom is (almost) unused: replacements from the worst-coded ANs
+            n_fb = min(K, b)
             worst = torch.topk(rss, n_fb).indices if n_fb < b else torch.argsort(rss, descending=True, stable=True)
             fb = x[:, worst].double()
             fb = (fb / torch.linalg.vector_norm(fb, dim=0).clamp_min(1e-30)).cpu().numpy()
-            D, redrawn = update_dict(D, A_stat, B_stat, n_sweeps, fallback=fb)
-            redrawn_n += len(redrawn)
-            D32 = torch.from_numpy(D).to(device=device, dtype=torch.float32)
-            G = D32.T @ D32
-            L = lipschitz(G)
+        D, redrawn = update_dict(D, A_use, B_use, n_sweeps, unused_tol=_UNUSED_TOL, fallback=fb)
+        redrawn_n += len(redrawn)
+        D32 = torch.from_numpy(D).to(device=device, dtype=torch.float32)
+        G = D32.T @ D32
+        L = lipschitz(G)
         codes[:, sl] = a_new
         off += b
     return total, D32, iters, redrawn_n
 
 
-@_flush_denormals
+_UNUSED_TOL = 1e-10
+
+FIRST_UPDATES = 64
+"""Dictionary updates the first epoch aims for (see ``first_batch_size`` of :func:`fit_dictionary`)."""
+
+
 def fit_dictionary(batches: Batches, n_atoms: int, lam: float, *, n_iter: int = 30, batch_size: int = 1024,
-                   device: str | torch.device = "cpu", tol: float = 1e-4, fista_iter: int = 30,
+                   device: str | torch.device = "cpu", tol: float = 1e-4, fista_iter: int = 10,
+                   first_iter: int = 5, first_batch_size: int | None = None,
                    fista_tol: float = 1e-3, final_iter: int = 500, final_tol: float = 1e-6, n_sweeps: int = 1,
                    scan_result: ScanResult | None = None, D0: np.ndarray | None = None,
-                   callback: Callable[[int, np.ndarray, float], None] | None = None) -> FitResult:
+                   callback: Callable[[int, np.ndarray, float], None] | None = None,
+                   window: int | None = 8, num_threads: int | None = 1) -> FitResult:
     """Learn D (T, K) and codes A (K, N) from a re-iterable stream of AN chunks.
 
     Parameters
@@ -374,7 +480,22 @@ def fit_dictionary(batches: Batches, n_atoms: int, lam: float, *, n_iter: int = 
     tol : float
         Stop when an epoch lowers the objective by less than ``tol`` (relative).
     fista_iter, fista_tol : int, float
-        FISTA budget per batch during learning (codes are warm-started, so a few steps suffice).
+        FISTA budget per batch during learning. Codes are warm-started from the previous epoch
+        and only have to be good enough to move the atoms (inexact coding, as in Mairal et al.
+        2010); the reported codes come from the final pass.
+    first_iter : int
+        FISTA budget per batch in the first epoch, whose codes start from soft(D^T x, lam) (exact
+        for the orthonormal SVD atoms) and are replaced in the second epoch anyway.
+    first_batch_size : int, optional
+        Batch size of the first epoch. Default: small enough for at least :data:`FIRST_UPDATES`
+        dictionary updates in it, within [batch_size / 4, batch_size] -- more, smaller updates
+        while the atoms are far from the optimum, where few columns would give few.
+    window : int or None, default 8
+        In the first epoch the atoms follow sufficient statistics that weight batches by
+        recency (linearly growing weights, then exponential forgetting with a memory of about
+        ``window`` first-epoch batches), as scikit-learn and Mairal et al. (2010, section 3.4.2)
+        do: the codes of early batches came from much worse atoms. None: plain sums. Later
+        epochs always use the exact sums over the latest code of every AN.
     final_iter, final_tol : int, float
         FISTA budget of the final pass that codes every AN on the final atoms.
     n_sweeps : int
@@ -384,15 +505,33 @@ def fit_dictionary(batches: Batches, n_atoms: int, lam: float, *, n_iter: int = 
     D0 : array of shape (T, K), optional
         Initial atoms (default: SVD of X).
     callback : callable(epoch, atoms (T, K) float64, elapsed_s), optional
-        Called after each epoch (for benchmarks); its own run time is excluded from elapsed_s.
+        Called after each epoch (for benchmarks); elapsed_s counts from the call of this function
+        (scan and initialisation included) and excludes the callback's own run time.
+    num_threads : int or None, default 1
+        CPU threads for the fit (see :func:`cpu_threads`); None keeps the process's setting.
 
     Returns
     -------
     FitResult
     """
-    device = torch.device(device)
+    with cpu_threads(num_threads):
+        return _fit(batches, n_atoms, lam, n_iter=n_iter, batch_size=batch_size, device=torch.device(device),
+                    tol=tol, fista_iter=fista_iter, first_iter=first_iter,
+                    first_batch_size=first_batch_size, fista_tol=fista_tol,
+                    final_iter=final_iter, final_tol=final_tol, n_sweeps=n_sweeps, scan_result=scan_result, D0=D0,
+                    callback=callback, window=window)
+
+
+@_flush_denormals
+def _fit(batches: Batches, n_atoms: int, lam: float, *, n_iter, batch_size, device, tol, fista_iter, first_iter,
+         first_batch_size, fista_tol, final_iter, final_tol, n_sweeps, scan_result, D0, callback, window) -> FitResult:
+    start = time.perf_counter()
+    in_callback = 0.0
     sc = scan_result if scan_result is not None else scan(batches, device, need_gram=D0 is None)
     T, N = sc.n_features, sc.n_samples
+    if first_batch_size is None:
+        first_batch_size = min(batch_size, max(batch_size // 4, math.ceil(N / FIRST_UPDATES), 1))
+    window_cols = None if window is None else window * first_batch_size
     D = (init_svd(sc.gram_t, n_atoms) if D0 is None else np.array(D0, dtype=np.float64, copy=True))
     D /= np.maximum(np.linalg.norm(D, axis=0, keepdims=True), 1e-30)
     D32 = torch.from_numpy(D).to(device=device, dtype=torch.float32)
@@ -403,19 +542,22 @@ def fit_dictionary(batches: Batches, n_atoms: int, lam: float, *, n_iter: int = 
     trace: list[dict] = []
     prev = math.inf
     n_redrawn = 0
-    spent = 0.0
     epoch = 0
     for epoch in range(1, n_iter + 1):
-        t0 = time.perf_counter()
-        total, D32, iters, redrawn = _epoch(batches, D32, D, codes, col_sq, A_stat, B_stat, lam, batch_size, device,
-                                            fista_iter, fista_tol, n_sweeps, update=True)
-        spent += time.perf_counter() - t0
+        first = epoch == 1
+        bs = first_batch_size if first else batch_size
+        total, D32, iters, redrawn = _epoch(batches, D32, D, codes, col_sq, A_stat, B_stat, lam, bs, device,
+                                            first_iter if first else fista_iter, fista_tol, n_sweeps,
+                                            first=first, window=window_cols)
         n_redrawn += redrawn
         obj = total / N
-        trace.append({"epoch": epoch, "objective": obj, "fista_iter_mean": iters / math.ceil(N / batch_size),
-                      "redrawn": redrawn, "elapsed_s": spent})
+        elapsed = time.perf_counter() - start - in_callback
+        trace.append({"epoch": epoch, "objective": obj, "fista_iter_mean": iters / math.ceil(N / bs),
+                      "redrawn": redrawn, "elapsed_s": elapsed})
         if callback is not None:
-            callback(epoch, D.copy(), spent)
+            t_cb = time.perf_counter()
+            callback(epoch, D.copy(), elapsed)
+            in_callback += time.perf_counter() - t_cb
         if prev - obj <= tol * abs(obj) and redrawn == 0:
             break
         prev = obj
@@ -440,9 +582,9 @@ def fit_dictionary(batches: Batches, n_atoms: int, lam: float, *, n_iter: int = 
                      epoch, trace, n_redrawn)
 
 
-@_flush_denormals
 def encode(batches: Batches, atoms: np.ndarray, lam: float, *, batch_size: int = 1024,
-           device: str | torch.device = "cpu", max_iter: int = 500, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, float]:
+           device: str | torch.device = "cpu", max_iter: int = 500, tol: float = 1e-6,
+           num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray, float]:
     """Lasso codes of every column on fixed atoms (also the objective evaluator of the benchmark).
 
     Parameters
@@ -450,6 +592,8 @@ def encode(batches: Batches, atoms: np.ndarray, lam: float, *, batch_size: int =
     batches : callable returning an iterable of arrays of shape (T, n_i)
     atoms : array of shape (T, K)
     lam : float
+    num_threads : int or None, default 1
+        CPU threads (see :func:`cpu_threads`).
 
     Returns
     -------
@@ -457,7 +601,12 @@ def encode(batches: Batches, atoms: np.ndarray, lam: float, *, batch_size: int =
     rss : array of shape (N,) float64
     objective : float, mean per column of 0.5 ||x - D a||^2 + lam ||a||_1
     """
-    device = torch.device(device)
+    with cpu_threads(num_threads):
+        return _encode(batches, atoms, lam, batch_size, torch.device(device), max_iter, tol)
+
+
+@_flush_denormals
+def _encode(batches, atoms, lam, batch_size, device, max_iter, tol):
     D32 = torch.as_tensor(np.asarray(atoms), dtype=torch.float32).to(device)
     G = D32.T @ D32
     L = lipschitz(G)
