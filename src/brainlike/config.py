@@ -313,6 +313,14 @@ class EncodingConfig(_Section):
         description="On fsaverage5, the mean time course of each network of these atlases is a permutation-tested target",
     )
     top_fraction_r: float = Field(0.1, gt=0, le=1, description="Share of targets in the 'top' held-out r summary")
+    group_test: Literal["t", "stouffer"] = Field(
+        "t", description="Group maps: one-sample t across subjects (random effects) or Stouffer z (fixed effects)"
+    )
+    threads: int | None = Field(
+        1, ge=1, le=1024,
+        description="Torch CPU threads of the encode stage (null: torch's default). 1 by default: the fits are "
+        "many small SVDs, where 2 OpenMP threads gain little alone and lose 4-8x when another process shares the cores",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EncodingConfig:

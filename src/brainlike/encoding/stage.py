@@ -1,0 +1,571 @@
+"""Stages ``encode`` (one model) and ``encode_baseline`` (once per stimulus): fits -> files.
+
+For every stimulus a model has atoms for (``<patterns>/<model>/<stimulus>/atoms.parquet``) and
+every *valid* prepared run of that stimulus (``metrics/validation.json``), per run:
+
+- **maps** -- :func:`~brainlike.encoding.fit.fit_subject` on every target (vertex or ROI) that
+  is not constant: AR(1) GLM z per atom + BH-FDR, block-CV ridge held-out r / R^2. On
+  fsaverage5 the ridge uses the cheaper ``vertex_alphas`` / ``vertex_inner_folds`` and no
+  permutation test (``vertex_permutations: false``): vertex-wise significance comes from the
+  GLM z + FDR;
+- **targets** -- the permutation test of held-out r (``n_permutations`` circular shifts, full
+  ``alphas`` grid and ``n_inner_folds``) on a few targets: the ROIs themselves (``space: roi``)
+  or, on fsaverage5, the mean time course of every network of ``target_atlases`` (over the
+  run's non-constant vertices).
+
+Group level: one-sample t-test across subjects of the GLM z per atom and vertex
+(:func:`~brainlike.encoding.fit.fit_group`; ``group_test: t``) or fixed effects (Stouffer z,
+``group_test: stouffer``, :func:`fixed_effects_group`); runs of one subject are averaged first. And a group
+permutation p per target: the mean over subjects of held-out r against the mean over subjects
+of the null r (the same seeded circular shifts are applied to every subject, so the mean null
+is the null of the mean).
+
+Confounds: a dataset's own stimulus regressors (``baseline_columns``, e.g. Alice's ``rate`` and
+``sndpwr``) are never nuisance regressors of a model's fit -- they are the baseline -- so model
+and baseline see the same nuisance set (motion etc.).
+
+Outputs, written atomically, ``<output>/<name>/<stimulus>/``::
+
+    sub-<subject>.npz   z (K, V) float32, significant (K, V) bool (BH-FDR per atom),
+                        r, r2 (V,) float32 (NaN on constant targets), alpha (n_folds, V)
+                        float32, rho (V,) float32, valid (V,) bool, run_ids
+    group.npz           z, t, mean, q (K, V) float32; significant, positive, negative (K, V)
+                        bool; valid (V,) bool; r_mean, r2_mean (V,) float32; subjects
+    targets.parquet     subject ('group' for the group row), kind ('network' | 'roi'), target,
+                        r, r2, p, q (BH over the targets of one subject), n_permutations
+    encode.json         summary (per subject and group; see :func:`summarise`) + timings
+
+where ``<name>`` is the model, or the baseline folder (``baseline_output``) for the baseline
+regressors: word rate + envelope proxy from the words table (:func:`word_baseline`), or the
+dataset's own ``baseline_columns`` when its confounds have them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._utils.atomic import atomic_path, write_text_atomic
+from ..activations.extract import stimuli_from_runs
+from ..config import EncodingConfig
+from ..data.atlases import load_atlas
+from ..data.run import Run
+from ..data.store import iter_runs
+from ..errors import DataError
+from ..validation.stage import read_valid_runs
+from .baseline import dataset_baseline, word_baseline
+from .fit import fit_group, fit_subject
+from .ridge import cross_validated_ridge, permutation_test_r
+from .glm import two_sided_p
+from .stats import fdr_bh
+
+ATOMS_FILE = "atoms.parquet"
+SUMMARY_FILE = "encode.json"
+
+
+# --- inputs --------------------------------------------------------------------------------
+def frame_times(run: Run) -> np.ndarray:
+    """Stimulus-clock acquisition times of the run's rows, shape (n_trs,)."""
+    return float(run.t0) + float(run.tr) * np.arange(run.n_trs, dtype=np.float64)
+
+
+def load_atoms(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Temporal atoms of one (model, stimulus) patterns folder.
+
+    Returns
+    -------
+    atoms : array of shape (T, K), float64
+    times : array of shape (T,), stimulus-clock time (s) of each row
+    names : list of K str (``atom_000`` ...)
+    """
+    path = Path(folder) / ATOMS_FILE
+    if not path.is_file():
+        raise DataError(path, "atoms file not found (run `dvc repro patterns`)")
+    df = pd.read_parquet(path)
+    names = [c for c in df.columns if c.startswith("atom_")]
+    if "time_s" not in df.columns or not names:
+        raise DataError(path, "expected columns tr_index, time_s, atom_000 ...", "time_s")
+    A = df[names].to_numpy(np.float64)
+    if not np.isfinite(A).all():
+        raise DataError(path, "atoms hold NaN/inf", names[0])
+    return A, df["time_s"].to_numpy(np.float64), names
+
+
+def atoms_on_run(atoms: np.ndarray, times: np.ndarray, run: Run, source: str | Path | None = None) -> np.ndarray:
+    """The atoms on the run's TR grid, shape (run.n_trs, K).
+
+    The dictionary is fitted on the grid heard by most runs; a run on that grid gets the atoms
+    as they are. A run on another grid (other t0, TR or length) gets them linearly
+    interpolated in stimulus time; rows outside the atoms' time span are 0 (the atoms' value
+    before the story starts is a constant that the intercept absorbs anyway).
+
+    Raises
+    ------
+    DataError
+        If less than half of the run's rows fall inside the atoms' time span.
+    """
+    ft = frame_times(run)
+    if ft.size == times.size and np.allclose(ft, times, atol=1e-6):
+        return atoms
+    inside = (ft >= times[0] - 1e-9) & (ft <= times[-1] + 1e-9)
+    if inside.mean() < 0.5:
+        raise DataError(source, f"run {run.run_id} ({ft[0]:.1f}-{ft[-1]:.1f} s) barely overlaps the atoms' "
+                        f"time span ({times[0]:.1f}-{times[-1]:.1f} s); expected the same stimulus clock", "time_s")
+    return np.stack([np.interp(ft, times, a, left=0.0, right=0.0) for a in atoms.T], axis=1)
+
+
+def split_confounds(run: Run, baseline_columns: Sequence[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(nuisance confounds, the dataset's own baseline regressors) of a run; either may be None."""
+    conf = run.confounds
+    if conf is None or conf.shape[1] == 0:
+        return None, None
+    src = run.meta.get("confounds_source", run.meta.get("source"))
+    base = dataset_baseline(conf, baseline_columns, source=src)
+    nuis = conf.drop(columns=[c for c in baseline_columns if c in conf.columns]).reset_index(drop=True)
+    if nuis.shape[1] == 0:
+        return None, base
+    if not np.isfinite(nuis.to_numpy(np.float64)).all():
+        raise DataError(src, f"confounds of run {run.run_id} hold NaN/inf", str(nuis.columns[0]))
+    return nuis, base
+
+
+def baseline_regressors(run: Run, cfg: EncodingConfig) -> tuple[pd.DataFrame, str]:
+    """Baseline regressors of one run and where they came from.
+
+    The dataset's own ``cfg.baseline_columns`` when its confounds hold any of them (Alice:
+    ``rate``, ``sndpwr``), else word rate + syllable-weighted envelope proxy from the words.
+    Columns are scaled to unit norm, as the atoms are.
+
+    Returns
+    -------
+    DataFrame of shape (n_trs, n_regressors), and ``"dataset:<cols>"`` or ``"words:<cols>"``.
+    """
+    _, base = split_confounds(run, cfg.baseline_columns)
+    if base is not None:
+        b, src = base, "dataset:" + ",".join(base.columns)
+    else:
+        b = word_baseline(run.words, frame_times(run))
+        src = "words:" + ",".join(b.columns)
+    # unit-norm columns, like the atoms, so that one alpha grid means the same for both
+    norm = np.linalg.norm(b.to_numpy(np.float64), axis=0)
+    return b / np.where(norm > 0, norm, 1.0), src
+
+
+def network_targets(names: Sequence[str], atlases_root: str | Path) -> tuple[list[str], np.ndarray]:
+    """Every network of the atlases ``names`` as (``atlas/network`` labels, masks (n, 20484) bool)."""
+    labels, masks = [], []
+    for name in names:
+        atlas = load_atlas(name, atlases_root)
+        for net in atlas.networks:
+            labels.append(f"{name}/{net}")
+            masks.append(atlas.mask(net))
+    return labels, np.stack(masks)
+
+
+def valid_runs_by_stimulus(prepared: str | Path, validation_json: str | Path) -> dict[str, list[Run]]:
+    """Valid prepared runs grouped by stimulus id (``<dataset>_task-<task>``)."""
+    valid = read_valid_runs(validation_json)
+    runs = {r.run_id: r for r in iter_runs(prepared, valid)}
+    missing = sorted(set(valid) - set(runs))
+    if missing:
+        raise DataError(Path(prepared) / "manifest.json", f"valid runs {missing} are not in the prepared store; "
+                        "re-run `dvc repro prepare validate`", "runs")
+    out: dict[str, list[Run]] = {}
+    for stim in stimuli_from_runs(runs.values()):
+        ids = sorted(i for g in stim.grids for i in g.run_ids)
+        out[stim.id] = [runs[i] for i in ids]
+    return out
+
+
+# --- fits ----------------------------------------------------------------------------------
+def _targets_fit(X, Yt, frame, conf, cfg: EncodingConfig) -> dict[str, np.ndarray]:
+    """Held-out r of a few targets with the full alpha grid and the permutation null."""
+    common = dict(n_folds=cfg.n_folds, gap=cfg.gap_trs, frame_times=frame, high_pass_s=cfg.high_pass_s,
+                  confounds=conf, highpass=cfg.highpass, batch_size=cfg.target_batch, device=cfg.device,
+                  dtype=cfg.dtype)
+    cv = cross_validated_ridge(X, Yt, cfg.alphas, n_inner_folds=cfg.n_inner_folds, **common)
+    out = {"r": cv["r"], "r2": cv["r2"]}
+    if cfg.n_permutations > 0:
+        perm = permutation_test_r(X, Yt, cv["alpha_index"], cfg.alphas, cfg.n_permutations, cfg.seed,
+                                  min(cfg.min_shift_trs, Yt.shape[0] // 2), return_null=True, **common)
+        out.update(p=perm["p"], null=perm["null"], shifts=perm["shifts"])
+    return out
+
+
+def encode_run(
+    regressors: np.ndarray,
+    run: Run,
+    cfg: EncodingConfig,
+    networks: tuple[list[str], np.ndarray] | None = None,
+    names: Sequence[str] | None = None,
+) -> dict:
+    """Maps and target scores of one run.
+
+    Parameters
+    ----------
+    regressors : array of shape (T, K)
+        Atoms (or baseline regressors) on the run's grid.
+    run : Run
+    cfg : EncodingConfig
+    networks : (labels, masks of shape (n_networks, V)), optional
+        Network targets of fsaverage5 runs (ignored for ``space: roi``).
+    names : sequence of K str, optional
+
+    Returns
+    -------
+    dict with ``maps`` (arrays over all V targets of the run, see the module docstring),
+    ``targets`` (DataFrame: kind, target, r, r2, p, q), ``null`` ((n_permutations, n_targets)
+    or None), ``shifts``, ``timing`` (seconds per part).
+    """
+    Y = np.asarray(run.data)
+    T, V = Y.shape
+    X = np.asarray(regressors, dtype=np.float64)
+    if X.shape[0] != T:
+        raise DataError(run.meta.get("source"), f"run {run.run_id}: {T} TRs but {X.shape[0]} regressor rows", "n_trs")
+    ft = frame_times(run)
+    conf, _ = split_confounds(run, cfg.baseline_columns)
+    valid = Y.std(axis=0) > 0
+    if not valid.any():
+        raise DataError(run.meta.get("source"), f"run {run.run_id}: every target is constant", "data")
+    surface = run.space == "fsaverage5"
+    mcfg = cfg
+    if surface:
+        mcfg = cfg.model_copy(update={
+            "alphas": cfg.vertex_alphas or cfg.alphas,
+            "n_inner_folds": cfg.vertex_inner_folds or cfg.n_inner_folds,
+            "n_permutations": cfg.n_permutations if cfg.vertex_permutations else 0,
+        })
+    else:
+        mcfg = cfg.model_copy(update={"n_permutations": 0})  # the targets fit below has them
+    timing = {}
+    t = time.perf_counter()
+    fit = fit_subject(X, Y[:, valid], conf, ft, mcfg, atom_names=names)
+    timing["maps_s"] = time.perf_counter() - t
+    K = X.shape[1]
+    maps = {
+        "z": _scatter(fit["z"], valid, 0.0, np.float32),
+        "significant": _scatter(fit["significant"], valid, False, bool),
+        "r": _scatter(fit["r"], valid, np.nan, np.float32),
+        "r2": _scatter(fit["r2"], valid, np.nan, np.float32),
+        "alpha": _scatter(fit["alpha"], valid, np.nan, np.float32),
+        "rho": _scatter(fit["rho"], valid, np.nan, np.float32),
+        "valid": valid,
+    }
+    if "r_p" in fit:
+        maps["r_p"] = _scatter(fit["r_p"], valid, np.nan, np.float32)
+    assert maps["z"].shape == (K, V)
+    # targets: ROIs as they are, or network means over this run's non-constant vertices
+    t = time.perf_counter()
+    if surface:
+        if networks is None:
+            raise DataError(None, "fsaverage5 runs need network targets (encoding.target_atlases)", "target_atlases")
+        labels, masks = networks
+        W = (masks & valid[None, :]).astype(np.float64)
+        keep = W.sum(1) > 0
+        labels = [lab for lab, k in zip(labels, keep) if k]
+        W = W[keep] / W[keep].sum(1, keepdims=True)
+        Yt = Y.astype(np.float64) @ W.T
+        kind = "network"
+    else:
+        names_t = run.target_names or [f"target_{j}" for j in range(V)]
+        labels = [str(n) for n, ok in zip(names_t, valid) if ok]
+        Yt = Y[:, valid].astype(np.float64)
+        kind = "roi"
+    C = None if conf is None else conf.to_numpy(np.float64)
+    tf = _targets_fit(X, Yt, ft, C, cfg)
+    timing["targets_s"] = time.perf_counter() - t
+    tab = pd.DataFrame({"kind": kind, "target": labels, "r": tf["r"], "r2": tf["r2"]})
+    if "p" in tf:
+        tab["p"] = tf["p"]
+        tab["q"] = fdr_bh(tf["p"], cfg.fdr_alpha)[1]
+    else:
+        tab["p"] = tab["q"] = np.nan
+    return {"maps": maps, "targets": tab, "null": tf.get("null"), "shifts": tf.get("shifts"), "timing": timing}
+
+
+def _scatter(a: np.ndarray, valid: np.ndarray, fill, dtype) -> np.ndarray:
+    a = np.asarray(a)
+    out = np.full(a.shape[:-1] + (valid.size,), fill, dtype=dtype)
+    out[..., valid] = a
+    return out
+
+
+def _top_mean(r: np.ndarray, fraction: float) -> float | None:
+    r = np.asarray(r, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return None
+    n = max(1, int(np.ceil(fraction * r.size)))
+    return float(np.sort(r)[-n:].mean())
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def summarise(maps: dict, targets: pd.DataFrame, cfg: EncodingConfig) -> dict:
+    """JSON summary of one subject's (or the group's) maps and target scores.
+
+    ``r_mean`` = mean held-out r over non-constant targets; ``r_top`` = mean r of the top
+    ``cfg.top_fraction_r`` of them (the top decile by default); ``n_glm_significant`` = targets
+    significant (BH-FDR per atom) for at least one atom; ``n_atoms_significant`` = atoms with at
+    least one significant target; ``n_targets_significant`` = permutation-tested targets with
+    BH q < fdr_alpha.
+    """
+    valid = maps["valid"]
+    r = maps["r"][valid]
+    sig = maps["significant"][:, valid]
+    out = {
+        "n_targets": int(valid.sum()),
+        "r_mean": _num(np.nanmean(r)) if np.isfinite(r).any() else None,
+        "r_top": _top_mean(r, cfg.top_fraction_r),
+        "r2_mean": _num(np.nanmean(maps["r2"][valid])) if np.isfinite(maps["r2"][valid]).any() else None,
+        "n_glm_significant": int(sig.any(0).sum()),
+        "n_atoms_significant": int(sig.any(1).sum()),
+    }
+    if len(targets):
+        out["targets_r_mean"] = _num(targets["r"].mean())
+        out["targets_r_max"] = _num(targets["r"].max())
+        out["n_targets_significant"] = int((targets["q"] < cfg.fdr_alpha).sum()) if targets["q"].notna().any() else None
+    return out
+
+
+def encode_stimulus(
+    regressors_for: Callable[[Run], np.ndarray],
+    runs: Sequence[Run],
+    cfg: EncodingConfig,
+    out: Path,
+    networks: tuple[list[str], np.ndarray] | None,
+    names: Sequence[str] | None = None,
+) -> dict:
+    """Fit every run of one stimulus, the group level, and write ``out`` (a new folder).
+
+    Parameters
+    ----------
+    regressors_for : callable Run -> array of shape (T, K)
+    runs : valid runs of the stimulus
+    out : folder to create
+
+    Returns
+    -------
+    dict: the summary written to ``encode.json``.
+    """
+    out.mkdir(parents=True)
+    by_subject: dict[str, list[dict]] = {}
+    subj_tabs, timing = [], {"maps_s": 0.0, "targets_s": 0.0}
+    for run in runs:
+        res = encode_run(regressors_for(run), run, cfg, networks, names)
+        res["run_id"] = run.run_id
+        by_subject.setdefault(str(run.subject), []).append(res)
+        for k, v in res["timing"].items():
+            timing[k] += v
+    subjects = sorted(by_subject)
+    summary: dict = {"subjects": {}, "n_runs": len(runs), "n_subjects": len(subjects)}
+    sub_z, sub_valid, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], []
+    for s in subjects:
+        res = by_subject[s]
+        # runs of one subject: maps averaged (z, r), significant = any run
+        m = _combine_runs([x["maps"] for x in res])
+        tab = _combine_tables([x["targets"] for x in res])
+        np.savez(out / f"sub-{s}.npz", run_ids=np.array([x["run_id"] for x in res]), **m)
+        tab.insert(0, "subject", s)
+        subj_tabs.append(tab)
+        summary["subjects"][s] = summarise(m, tab, cfg) | {"run_ids": [x["run_id"] for x in res]}
+        sub_z.append(m["z"])
+        sub_valid.append(m["valid"])
+        sub_r.append(m["r"])
+        sub_r2.append(m["r2"])
+        nl = [x["null"] for x in res]
+        nulls.append(None if any(n is None for n in nl) else np.mean(nl, axis=0))
+        target_r.append(tab.set_index("target")["r"])
+    valid = np.logical_and.reduce(sub_valid)
+    zs = np.stack(sub_z)[:, :, valid].astype(np.float64)
+    if len(subjects) >= 2 and cfg.group_test == "t":
+        g = fit_group(zs, cfg.fdr_alpha)
+    else:  # fixed effects (one subject: its own map)
+        g = fixed_effects_group(zs, cfg.fdr_alpha)
+    # constant targets are NaN in every subject: their mean stays NaN, silently
+    r_mean, r2_mean = _nanmean(np.stack(sub_r)), _nanmean(np.stack(sub_r2))
+    gm = {k: _scatter(g[k], valid, 0.0 if g[k].dtype != bool else False, np.float32 if g[k].dtype != bool else bool)
+          for k in ("z", "t", "mean", "q", "significant", "positive", "negative")}
+    gm["q"][:, ~valid] = 1.0
+    gm.update(valid=valid, r=np.where(valid, r_mean, np.nan).astype(np.float32),
+              r2=np.where(valid, r2_mean, np.nan).astype(np.float32))
+    np.savez(out / "group.npz", subjects=np.array(subjects), dof=np.float64(g["dof"]),
+             **{k: v for k, v in gm.items() if k not in ("r", "r2")}, r_mean=gm["r"], r2_mean=gm["r2"])
+    gtab = _group_targets(target_r, nulls, subj_tabs, cfg)
+    tabs = pd.concat(subj_tabs + [gtab], ignore_index=True)
+    tabs.to_parquet(out / "targets.parquet", index=False)
+    summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": (
+        "one-sample t across subjects" if len(subjects) >= 2 and cfg.group_test == "t"
+        else "fixed effects (Stouffer z)")}
+    summary["group"]["n_glm_significant_positive"] = int(gm["positive"][:, valid].any(0).sum())
+    summary["group"]["n_glm_significant_negative"] = int(gm["negative"][:, valid].any(0).sum())
+    summary["timing"] = {k: round(v, 2) for k, v in timing.items()}
+    return summary
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=0)
+
+
+def fixed_effects_group(subject_z: np.ndarray, fdr_alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Fixed-effects group maps: Stouffer's z = sum_s z_s / sqrt(S), BH-FDR per atom.
+
+    Inference is about *these* subjects (is there an effect in the data at hand), not the
+    population; with few subjects it has far more power than the one-sample t-test (whose
+    S - 1 degrees of freedom make FDR over 20,484 vertices nearly unreachable at S = 4).
+
+    Parameters
+    ----------
+    subject_z : array of shape (S, K, V)
+    fdr_alpha : float
+
+    Returns
+    -------
+    dict with ``z``, ``t`` (= z), ``mean`` (mean subject z), ``p``, ``q`` of shape (K, V),
+    ``significant``, ``positive``, ``negative`` (bool, (K, V)) and ``dof`` (inf).
+    """
+    zs = np.asarray(subject_z, dtype=np.float64)
+    z = zs.sum(0) / np.sqrt(zs.shape[0])
+    p = two_sided_p(z)
+    rej, q = fdr_bh(p, fdr_alpha, axis=-1)
+    return {"z": z, "t": z, "mean": zs.mean(0), "p": p, "q": q, "significant": rej,
+            "positive": rej & (z > 0), "negative": rej & (z < 0), "dof": np.inf}
+
+
+def _combine_runs(maps: list[dict]) -> dict:
+    if len(maps) == 1:
+        return maps[0]
+    out = {}
+    for k in maps[0]:
+        arr = np.stack([m[k] for m in maps])
+        if arr.dtype == bool:
+            out[k] = arr.all(0) if k == "valid" else arr.any(0)
+        else:
+            out[k] = _nanmean(arr).astype(arr.dtype)
+    return out
+
+
+def _combine_tables(tabs: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(tabs) == 1:
+        return tabs[0]
+    t = pd.concat(tabs).groupby(["kind", "target"], sort=False)[["r", "r2", "p", "q"]].mean().reset_index()
+    return t
+
+
+def _group_targets(target_r: list[pd.Series], nulls: list, subj_tabs: list[pd.DataFrame], cfg) -> pd.DataFrame:
+    """Group row per target: mean r over subjects, permutation p of that mean."""
+    kind = subj_tabs[0]["kind"].iloc[0] if len(subj_tabs[0]) else "roi"
+    common = sorted(set.intersection(*(set(t.index) for t in target_r)), key=list(target_r[0].index).index)
+    R = np.stack([t.loc[common].to_numpy() for t in target_r])  # (S, n)
+    r2 = np.stack([tab.set_index("target").loc[common, "r2"].to_numpy() for tab in subj_tabs])
+    tab = pd.DataFrame({"subject": "group", "kind": kind, "target": common, "r": R.mean(0), "r2": r2.mean(0)})
+    if all(n is not None for n in nulls):
+        idx = [[list(t.index).index(c) for c in common] for t in target_r]
+        N = np.mean([n[:, i] for n, i in zip(nulls, idx)], axis=0)  # (n_perm, n)
+        tab["p"] = (1.0 + (N >= tab["r"].to_numpy()[None, :]).sum(0)) / (1.0 + N.shape[0])
+        tab["q"] = fdr_bh(tab["p"].to_numpy(), cfg.fdr_alpha)[1]
+    else:
+        tab["p"] = tab["q"] = np.nan
+    return tab
+
+
+# --- stage drivers ---------------------------------------------------------------------------
+def _networks_if_needed(runs: Iterable[Run], cfg: EncodingConfig, atlases_root):
+    if any(r.space == "fsaverage5" for r in runs):
+        return network_targets(cfg.target_atlases, atlases_root)
+    return None
+
+
+def run_encode(
+    model: str,
+    cfg: EncodingConfig,
+    patterns_root: str | Path,
+    prepared: str | Path,
+    validation_json: str | Path,
+    atlases_root: str | Path,
+    metrics_dir: str | Path,
+) -> dict:
+    """Stage ``encode`` of one model: ``<cfg.output>/<model>/<stimulus>/`` and ``<metrics>/encode/<model>.json``.
+
+    Raises
+    ------
+    DataError
+        No atoms for the model, or a stimulus with atoms has no valid run.
+    """
+    root = Path(patterns_root) / model
+    folders = sorted(p.parent for p in root.glob(f"*/{ATOMS_FILE}"))
+    if not folders:
+        raise DataError(root, "no pattern bases (no */atoms.parquet); run `dvc repro patterns` first")
+    by_stim = valid_runs_by_stimulus(prepared, validation_json)
+    return _run_all(model, cfg.output, [(f.name, f) for f in folders], by_stim, cfg, atlases_root, metrics_dir,
+                    baseline=False)
+
+
+def run_baseline(
+    cfg: EncodingConfig,
+    prepared: str | Path,
+    validation_json: str | Path,
+    atlases_root: str | Path,
+    metrics_dir: str | Path,
+) -> dict:
+    """Stage ``encode_baseline``: the baseline regressors of every stimulus with valid runs."""
+    by_stim = valid_runs_by_stimulus(prepared, validation_json)
+    if not by_stim:
+        raise DataError(validation_json, "no valid run to encode", "valid_runs")
+    return _run_all("baseline", cfg.baseline_output, [(s, None) for s in sorted(by_stim)], by_stim, cfg,
+                    atlases_root, metrics_dir, baseline=True)
+
+
+def _run_all(name, out_root, items, by_stim, cfg, atlases_root, metrics_dir, baseline: bool) -> dict:
+    t0 = time.perf_counter()
+    summaries: dict = {}
+    dest = Path(out_root) if baseline else Path(out_root) / name
+    with atomic_path(dest) as tmp:
+        tmp.mkdir(parents=True)
+        for stim, folder in items:
+            runs = by_stim.get(stim)
+            if not runs:
+                raise DataError(folder, f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
+            t = time.perf_counter()
+            nets = _networks_if_needed(runs, cfg, atlases_root)
+            if baseline:
+                sources = {}
+
+                def regs(run, _s=sources):
+                    b, src = baseline_regressors(run, cfg)
+                    _s[run.run_id] = src
+                    return b.to_numpy(np.float64)
+
+                s = encode_stimulus(regs, runs, cfg, tmp / stim, nets, None)
+                s["regressors"] = sorted(set(sources.values()))
+            else:
+                A, times, names = load_atoms(folder)
+                s = encode_stimulus(lambda run: atoms_on_run(A, times, run, folder / ATOMS_FILE), runs, cfg,
+                                    tmp / stim, nets, names)
+                s["n_atoms"] = len(names)
+            s |= {"name": name, "stimulus": stim, "space": runs[0].space, "total_s": round(time.perf_counter() - t, 2),
+                  "params": cfg.model_dump(mode="json")}
+            (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
+            summaries[stim] = s
+    brief = {
+        stim: {"group": s["group"], "subjects": {k: {kk: v[kk] for kk in ("r_mean", "r_top", "n_glm_significant")}
+                                                 for k, v in s["subjects"].items()},
+               "timing": s["timing"], "total_s": s["total_s"]}
+        for stim, s in summaries.items()
+    }
+    path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({"name": name, "stimuli": brief, "total_s": round(time.perf_counter() - t0, 2)},
+                                       indent=1, default=float) + "\n")
+    return summaries

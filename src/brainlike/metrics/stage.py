@@ -1,0 +1,262 @@
+"""Stage ``metrics``: organization metrics per model, the scored answer, the real-data verdict.
+
+Reads the outputs of ``patterns`` (atoms, AN sub-groups), ``encode`` / ``encode_baseline``
+(``encode.json``, ``targets.parquet``) and ``networks`` (``links.parquet``, thresholded maps);
+writes
+
+- ``organization.json`` -- ``{"models": {M: {...}}}``: every metric of
+  :func:`~brainlike.metrics.organization.organization_metrics` on the model's surface stimulus
+  (the embedded default when present), plus held-out r summaries of the model, its random twin
+  and the baseline; more surface stimuli go under ``by_stimulus``;
+- ``organization.parquet`` -- the same as a long table (model, metric, key, value);
+- ``recovery.json`` -- ``{"models": {M: score}, "summary": ..., "by_stimulus": ...}`` against the
+  planted ground truth of each embedded stimulus (story: ``<prepared>/embedded/ground_truth.json``,
+  others ``<task>_ground_truth.json``); ``models`` holds each model's story score (else its
+  first embedded stimulus); ``{"status": ...}`` when there is none;
+- ``alice.json`` -- for every ROI-space stimulus (Alice): per model and ROI, group held-out r
+  and its permutation p, the same for the random twin and the baseline, and a verdict per
+  trained model (``{"status": ...}`` when no ROI stimulus was encoded).
+
+Verdict rule (``alice.json``): per subject, held-out r averaged over the ROIs; the trained model
+*beats* another fit when the mean paired difference over subjects is > 0 and a one-sided
+Wilcoxon signed-rank test over subjects gives p < ``fdr_alpha`` of the encoding params.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._utils.atomic import write_text_atomic
+from ..errors import DataError
+from ..networks.match import network_set
+from .organization import organization_metrics, tidy_metrics
+from .recovery import score_recovery_by_model
+
+SUMMARY_FILE = "encode.json"
+PRIMARY = "embedded_task-story"
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(path, "file not found; run the upstream stage (`dvc repro`)")
+    return json.loads(path.read_text())
+
+
+def twin_of(name: str, models: Mapping) -> str | None:
+    """The random twin of a trained model: an untrained entry with the same source (first by name)."""
+    m = models[name]
+    if not m.trained:
+        return None
+    for other in sorted(models):
+        o = models[other]
+        if not o.trained and o.source == m.source and o.site == m.site:
+            return other
+    return None
+
+
+def heldout_summary(folder: Path) -> dict | None:
+    """Held-out r of one encoding folder (group + subject means), or None if absent."""
+    path = folder / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    g = s["group"]
+    subj = [v["r_mean"] for v in s["subjects"].values() if v.get("r_mean") is not None]
+    return {
+        "r_mean": g.get("r_mean"),
+        "r_top": g.get("r_top"),
+        "subject_r_mean": float(np.mean(subj)) if subj else None,
+        "targets_r_mean": g.get("targets_r_mean"),
+        "n_glm_significant": g.get("n_glm_significant"),
+        "n_targets_significant": g.get("n_targets_significant"),
+    }
+
+
+def _primary(stimuli: list[str]) -> str:
+    """The embedded story if there, else another embedded stimulus, else the first one."""
+    if PRIMARY in stimuli:
+        return PRIMARY
+    emb = [s for s in stimuli if s.startswith("embedded_")]
+    return sorted(emb or stimuli)[0]
+
+
+def ground_truth_file(prepared: Path, stimulus: str) -> Path | None:
+    """The planted answer of an embedded stimulus: ``ground_truth.json`` (story) or
+    ``<task>_ground_truth.json`` (e.g. the movie); None for real data."""
+    if not stimulus.startswith("embedded_task-"):
+        return None
+    task = stimulus.removeprefix("embedded_task-")
+    return prepared / "embedded" / ("ground_truth.json" if task == "story" else f"{task}_ground_truth.json")
+
+
+def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame) -> dict:
+    """organization_metrics of one (model, stimulus)."""
+    pdir = patterns_root / model / stimulus
+    atoms_df = pd.read_parquet(pdir / "atoms.parquet")
+    atoms = atoms_df[[c for c in atoms_df.columns if c.startswith("atom_")]].to_numpy(np.float64)
+    sub = pd.read_parquet(pdir / "subgroups.parquet")
+    ans = pd.read_parquet(pdir / "ans.parquet", columns=["layer"])
+    with np.load(networks_root / model / stimulus / "maps.npz") as f:
+        maps, subject_maps = f["group"], f["subjects"]
+    lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
+    return organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
+                                n_layers=int(ans["layer"].max()) + 1)
+
+
+def _wilcoxon_greater(d: np.ndarray) -> float | None:
+    d = d[np.isfinite(d)]
+    if d.size < 2 or np.allclose(d, 0):
+        return None
+    return float(stats.wilcoxon(d, alternative="greater").pvalue)
+
+
+def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_root: Path, alpha: float) -> dict:
+    """Per model and ROI: group r and permutation p, the twin's and the baseline's, and verdicts."""
+    base_path = baseline_root / stimulus / "targets.parquet"
+    base = pd.read_parquet(base_path) if base_path.is_file() else None
+    tabs = {m: pd.read_parquet(p) for m in models
+            if (p := encoding_root / m / stimulus / "targets.parquet").is_file()}
+
+    def group(t: pd.DataFrame) -> dict:
+        g = t[t["subject"] == "group"]
+        return {r.target: {"r": float(r.r), "p": None if pd.isna(r.p) else float(r.p),
+                           "q": None if pd.isna(r.q) else float(r.q)} for r in g.itertuples()}
+
+    def per_subject(t: pd.DataFrame) -> pd.Series:
+        return t[t["subject"] != "group"].groupby("subject")["r"].mean()
+
+    out: dict = {"stimulus": stimulus, "baseline": group(base) if base is not None else None, "models": {}}
+    for m, t in sorted(tabs.items()):
+        twin = twin_of(m, models)
+        entry: dict = {"trained": bool(models[m].trained), "twin": twin, "rois": group(t)}
+        s_m = per_subject(t)
+        entry["r_mean_over_rois"] = float(s_m.mean())
+        entry["n_subjects"] = int(s_m.size)
+        entry["n_rois_significant"] = int(sum(v["q"] is not None and v["q"] < alpha for v in entry["rois"].values()))
+        verdict = []
+        for label, other in (("twin", tabs.get(twin) if twin else None), ("baseline", base)):
+            if other is None:
+                continue
+            s_o = per_subject(other)
+            common = s_m.index.intersection(s_o.index)
+            d = (s_m[common] - s_o[common]).to_numpy()
+            p = _wilcoxon_greater(d)
+            beats = bool(d.mean() > 0 and p is not None and p < alpha)
+            entry[f"vs_{label}"] = {"r_mean_other": float(s_o[common].mean()), "mean_difference": float(d.mean()),
+                                    "wilcoxon_p": p, "n_subjects": int(common.size), "beats": beats,
+                                    "rois_higher": int(sum(entry["rois"][k]["r"] > v["r"]
+                                                           for k, v in group(other).items() if k in entry["rois"]))}
+            verdict.append(f"{'beats' if beats else 'does not beat'} its {label}"
+                           f" (mean r over ROIs {s_m[common].mean():.3f} vs {s_o[common].mean():.3f},"
+                           f" Wilcoxon p={'n/a' if p is None else f'{p:.3g}'}, {common.size} subjects)")
+        if entry["trained"]:
+            entry["verdict"] = f"{m}: " + "; ".join(verdict) if verdict else f"{m}: nothing to compare with"
+        out["models"][m] = entry
+    out["verdicts"] = [e["verdict"] for e in out["models"].values() if "verdict" in e]
+    return out
+
+
+def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
+    """Stage ``metrics``: write organization.json/.parquet, recovery.json and alice.json.
+
+    Parameters
+    ----------
+    params : Params (the whole params.yaml)
+    metrics_dir : folder for the outputs (default ``paths.metrics``)
+    """
+    t0 = time.perf_counter()
+    mdir = Path(metrics_dir or params.paths.metrics)
+    enc_root = Path(params.encoding.output)
+    base_root = Path(params.encoding.baseline_output)
+    pat_root = Path(params.patterns.output)
+    net_root = Path(params.networks.output)
+    models = params.models
+    links_path = net_root / "links.parquet"
+    links = pd.read_parquet(links_path) if links_path.is_file() else None
+    per_model: dict = {}
+    surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
+    for m in models:
+        stims = surface.get(m, [])
+        if not stims:
+            continue
+        prim = _primary(stims)
+        entry = model_metrics(m, prim, pat_root, net_root, links)
+        twin = twin_of(m, models)
+        entry |= {
+            "stimulus": prim,
+            "generation": models[m].generation,
+            "generation_order": models[m].generation_order,
+            "trained": bool(models[m].trained),
+            "twin": twin,
+            "heldout": heldout_summary(enc_root / m / prim),
+            "heldout_twin": heldout_summary(enc_root / twin / prim) if twin else None,
+            "heldout_baseline": heldout_summary(base_root / prim),
+        }
+        if len(stims) > 1:
+            entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links) for s in stims if s != prim}
+        per_model[m] = entry
+    mdir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(mdir / "organization.json",
+                      json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
+    tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus")}
+                         for m, e in per_model.items()})
+    tmp = mdir / ".organization.parquet.tmp"
+    tidy.to_parquet(tmp, index=False)
+    tmp.replace(mdir / "organization.parquet")
+
+    # scored answer on every embedded stimulus with a ground truth
+    by_stim: dict = {}
+    nets = None
+    for stim in ([] if links is None else sorted(links["stimulus"].unique())):
+        gt_path = ground_truth_file(Path(params.paths.prepared), stim)
+        if gt_path is None or not gt_path.is_file():
+            continue
+        gt = json.loads(gt_path.read_text())
+        nets = nets or network_set(params.networks.atlases, params.paths.atlases)
+        scores = score_recovery_by_model(links[links["stimulus"] == stim], gt["planted"], nets,
+                                         true_link_overlap=params.metrics.true_link_overlap,
+                                         min_recovery_dice=params.metrics.min_recovery_dice)
+        by_stim[stim] = {"snr": gt.get("snr"), "ground_truth": str(gt_path), "models": scores}
+    if by_stim:
+        prim = {}
+        for stim in sorted(by_stim, key=lambda s: (s != PRIMARY, s)):
+            for m, sc in by_stim[stim]["models"].items():
+                prim.setdefault(m, sc | {"stimulus": stim})
+        recovery = {"models": prim, "summary": {
+            m: {"stimulus": s["stimulus"], "all_pass": s["all_pass"], "min_best_dice": s["min_best_dice"],
+                "precision": s["precision"], "recall": s["recall"],
+                "best_dice": {f"{e['atlas']}/{e['network']}": e["best_dice"] for e in s["planted"]}}
+            for m, s in prim.items()}, "by_stimulus": by_stim}
+    else:
+        recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
+                              "recovery is scored on the embedded default only"}
+    write_text_atomic(mdir / "recovery.json", json.dumps(recovery, indent=1, default=_json_default) + "\n")
+
+    # real data, ROI space
+    roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
+                        if json.loads(p.read_text()).get("space") == "roi"})
+    if roi_stims:
+        alice = {"stimuli": {s: roi_report(s, models, enc_root, base_root, params.encoding.fdr_alpha) for s in roi_stims}}
+        alice["verdicts"] = [v for s in alice["stimuli"].values() for v in s["verdicts"]]
+    else:
+        alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}
+    write_text_atomic(mdir / "alice.json", json.dumps(alice, indent=1, default=_json_default) + "\n")
+    return {"organization": per_model, "recovery": recovery, "alice": alice,
+            "total_s": round(time.perf_counter() - t0, 2)}
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")

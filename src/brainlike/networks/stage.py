@@ -1,0 +1,136 @@
+"""Stage ``networks``: every model's group atom maps -> links to functional brain networks.
+
+One process for all models, so the spin-test rotations (``n_spins`` nearest-neighbour
+permutations of the fsaverage5 sphere, ~13 s for 1,000) are built once and reused for every
+model and atom. Only fsaverage5 stimuli are matched (ROI data have no maps to threshold).
+
+Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertices) and
+``sub-*.npz`` (subject z); writes, atomically, ``<output>/``::
+
+    links.parquet                      model, stimulus, atom, sign, atlas, network, dice, p,
+                                       linked, map_vertices (one row per atom x sign x network)
+    <model>/<stimulus>/maps.npz        group (K, 2, V) bool thresholded group maps (sign axis
+                                       0 '+', 1 '-'); subjects (S, K, 2, V) bool, the subject
+                                       z-maps thresholded the same way; subject_ids; valid (V,)
+    networks.json                      per model and stimulus: links, linked atoms, timing
+
+and ``<metrics>/networks.json`` (the same summary).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._utils.atomic import atomic_path, write_text_atomic
+from ..errors import DataError
+from .match import LINK_COLUMNS, match_from_config, network_set
+from .spin import spin_permutations
+from .threshold import threshold_maps
+
+GROUP_FILE = "group.npz"
+MAPS_FILE = "maps.npz"
+
+
+def surface_stimuli(encoding_root: str | Path, model: str, n_vertices: int) -> list[Path]:
+    """The model's encoding folders whose maps cover ``n_vertices`` (fsaverage5) targets."""
+    out = []
+    for g in sorted((Path(encoding_root) / model).glob(f"*/{GROUP_FILE}")):
+        with np.load(g) as f:
+            if f["z"].shape[-1] == n_vertices:
+                out.append(g.parent)
+    return out
+
+
+def read_subject_z(folder: Path) -> tuple[list[str], np.ndarray]:
+    """Subject ids and z-maps (S, K, V) float32 of one encoding folder."""
+    files = sorted(folder.glob("sub-*.npz"))
+    if not files:
+        raise DataError(folder, "no subject maps (sub-*.npz); re-run `dvc repro encode`")
+    ids, zs = [], []
+    for f in files:
+        with np.load(f) as d:
+            zs.append(d["z"])
+        ids.append(f.stem.removeprefix("sub-"))
+    return ids, np.stack(zs)
+
+
+def match_model_stimulus(folder: Path, model: str, nets, perms, cfg) -> tuple[pd.DataFrame, dict]:
+    """Links and thresholded maps of one (model, stimulus) encoding folder.
+
+    Returns
+    -------
+    table : DataFrame (``LINK_COLUMNS`` plus ``stimulus``)
+    maps : dict with ``group`` (K, 2, V) bool, ``subjects`` (S, K, 2, V) bool, ``subject_ids``, ``valid``
+    """
+    with np.load(folder / GROUP_FILE) as g:
+        z = g["z"].astype(np.float64)
+        valid = g["valid"].astype(bool)
+    table, group_maps = match_from_config(z, nets, perms, cfg, model=model, valid=valid)
+    table.insert(1, "stimulus", folder.name)
+    ids, sz = read_subject_z(folder)
+    ok = nets.cortex & valid
+    subj = threshold_maps(sz.astype(np.float64), method=cfg.threshold, fdr_alpha=cfg.fdr_alpha,
+                          top_fraction=cfg.top_fraction, valid=ok)
+    return table, {"group": group_maps, "subjects": subj, "subject_ids": np.array(ids), "valid": valid}
+
+
+def run_networks(
+    models: list[str],
+    cfg,
+    encoding_root: str | Path,
+    atlases_root: str | Path,
+    output: str | Path,
+    metrics_dir: str | Path,
+) -> dict:
+    """Stage ``networks`` for ``models``; returns the summary.
+
+    Parameters
+    ----------
+    models : model names (``models:`` keys)
+    cfg : NetworksConfig
+    encoding_root : ``encoding.output``
+    atlases_root : ``paths.atlases``
+    output : the stage's output folder (``networks.output``)
+    metrics_dir : ``paths.metrics``
+    """
+    t0 = time.perf_counter()
+    nets = network_set(cfg.atlases, atlases_root)
+    n_v = nets.masks.shape[1]
+    todo = [(m, f) for m in models for f in surface_stimuli(encoding_root, m, n_v)]
+    summary: dict = {"models": {}, "n_spins": cfg.n_spins}
+    tables = []
+    t = time.perf_counter()
+    perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex) if todo else None
+    summary["spins_s"] = round(time.perf_counter() - t, 2)
+    with atomic_path(output) as tmp:
+        tmp.mkdir(parents=True)
+        for model, folder in todo:
+            t = time.perf_counter()
+            table, maps = match_model_stimulus(folder, model, nets, perms, cfg)
+            dest = tmp / model / folder.name
+            dest.mkdir(parents=True)
+            np.savez_compressed(dest / MAPS_FILE, **maps)
+            tables.append(table)
+            lk = table[table["linked"]]
+            summary["models"].setdefault(model, {})[folder.name] = {
+                "n_links": int(len(lk)),
+                "n_linked_atoms": int(lk["atom"].nunique()),
+                "n_atoms": int(maps["group"].shape[0]),
+                "n_nonempty_maps": int(maps["group"].any(-1).sum()),
+                "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
+                "seconds": round(time.perf_counter() - t, 2),
+            }
+        cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
+        links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
+        links[cols].to_parquet(tmp / "links.parquet", index=False)
+        summary["total_s"] = round(time.perf_counter() - t0, 2)
+        (tmp / "networks.json").write_text(json.dumps(summary, indent=1) + "\n")
+    path = Path(metrics_dir) / "networks.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,0 +1,223 @@
+"""End to end through the library side of the stages encode -> networks -> metrics.
+
+A small setting built here, no mocks: a prepared store with four fsaverage5 subjects (real
+atlas geometry, smooth noise, atom 0 planted in Yeo-7 Visual, atom 3 planted negatively in
+Cole-Anticevic Auditory) and three ROI subjects (atom 0 drives ROI 'A'), a trained model whose
+K = 8 atoms include the planted time courses, and its random twin whose atoms do not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from brainlike.config import EncodingConfig, NetworksConfig, parse_params
+from brainlike.data.run import Run
+from brainlike.data.store import write_store
+from brainlike.encoding.stage import atoms_on_run, fixed_effects_group, run_baseline, run_encode
+from brainlike.metrics.stage import run_metrics
+from brainlike.networks import network_set
+from brainlike.networks.stage import run_networks
+
+ROOT = Path(__file__).resolve().parents[1]
+T, TR, K = 160, 2.0, 8
+N_SURFACE = 4  # the group t-test has N_SURFACE - 1 dof: 2 subjects could never pass FDR
+PLANTED = [{"feature": "atom_0", "atlas": "yeo7", "network": "Visual"},
+           {"feature": "atom_3", "atlas": "cole_anticevic12", "network": "Auditory"}]
+
+
+@pytest.fixture(scope="module")
+def atlas_root(tmp_path_factory) -> Path:
+    root = ROOT / "data" / "atlases"
+    if not (root / "networks.json").is_file():
+        from brainlike.data.atlases import build_atlases
+
+        root = tmp_path_factory.mktemp("atlases") / "atlases"
+        build_atlases(["yeo7", "yeo17", "cole_anticevic12"], root, seitzman_radius_mm=5.0, plots=False)
+    return root
+
+
+def _atoms(seed: int) -> np.ndarray:
+    """K smooth unit-norm time courses (T, K)."""
+    a = gaussian_filter1d(np.random.default_rng(seed).standard_normal((T, K)), 2.0, axis=0)
+    a -= a.mean(0)
+    return a / np.linalg.norm(a, axis=0)
+
+
+def _words() -> pd.DataFrame:
+    on = np.arange(10.0, T * TR - 20.0, 0.45)
+    return pd.DataFrame({"word": ["la"] * on.size, "onset": on, "duration": np.full(on.size, 0.3)})
+
+
+def _patterns(root: Path, model: str, stimulus: str, atoms: np.ndarray, n_layers: int = 3) -> None:
+    d = root / model / stimulus
+    d.mkdir(parents=True)
+    df = pd.DataFrame(atoms, columns=[f"atom_{k:03d}" for k in range(K)])
+    df.insert(0, "time_s", np.arange(T) * TR)
+    df.insert(0, "tr_index", np.arange(T))
+    df.to_parquet(d / "atoms.parquet", index=False)
+    rng = np.random.default_rng(1)
+    n = 60
+    ans = pd.DataFrame({"an_id": np.arange(n), "tower": "text", "layer": np.arange(n) % n_layers,
+                        "unit": np.arange(n) // n_layers, "delay": 0})
+    ans.to_parquet(d / "ans.parquet", index=False)
+    sub = ans.assign(atom=rng.integers(0, K, n), code=rng.standard_normal(n), is_max=True)
+    sub.to_parquet(d / "subgroups.parquet", index=False)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, atlas_root):
+    """Prepared store + validation.json + patterns of two models; returns the params and paths."""
+    tmp = tmp_path_factory.mktemp("study")
+    nets = network_set(["yeo7", "cole_anticevic12"], atlas_root)
+    vis, aud = nets.mask("yeo7", "Visual"), nets.mask("cole_anticevic12", "Auditory")
+    atoms = _atoms(0)
+    twin_atoms = _atoms(99)
+    runs = []
+    for s in range(N_SURFACE):
+        rng = np.random.default_rng(10 + s)
+        y = gaussian_filter1d(rng.standard_normal((T, nets.cortex.size)), 1.0, axis=0).astype(np.float32)
+        y /= y.std(0)
+        y[:, vis] += 1.5 * atoms[:, 0:1] / atoms[:, 0].std()
+        y[:, aud] -= 1.5 * atoms[:, 3:4] / atoms[:, 3].std()
+        y[:, ~nets.cortex] = 0.0  # medial wall: constant
+        conf = pd.DataFrame(rng.standard_normal((T, 2)) * 0.1, columns=["trans_x", "rot_x"])
+        runs.append(Run("embedded", f"{s + 1:02d}", "story", TR, "fsaverage5", y, conf, _words()))
+    for s in range(3):
+        rng = np.random.default_rng(20 + s)
+        y = gaussian_filter1d(rng.standard_normal((T, 3)), 1.0, axis=0)
+        y /= y.std(0)
+        y[:, 0] += 0.8 * atoms[:, 0] / atoms[:, 0].std()
+        conf = pd.DataFrame({"rate": gaussian_filter1d(rng.standard_normal(T), 2.0),
+                             "sndpwr": gaussian_filter1d(rng.standard_normal(T), 2.0)})
+        runs.append(Run("alice", f"{s + 1:02d}", "alice", TR, "roi", y, conf, _words(), target_names=["A", "B", "C"]))
+    prepared = tmp / "prepared"
+    truth = {"snr": 1.5, "planted": PLANTED}
+    write_store(runs, prepared, sidecars={"embedded/ground_truth.json": json.dumps(truth)})
+    metrics = tmp / "metrics"
+    metrics.mkdir()
+    (metrics / "validation.json").write_text(json.dumps({"valid_runs": [r.run_id for r in runs]}))
+    patterns = tmp / "patterns"
+    for stim in ("embedded_task-story", "alice_task-alice"):
+        _patterns(patterns, "m", stim, atoms)
+        _patterns(patterns, "m-random", stim, twin_atoms)
+    params = parse_params({
+        "paths": {"atlases": str(atlas_root), "prepared": str(prepared), "metrics": str(metrics)},
+        "embedded": {"enabled": False},
+        "models": {"m": {"generation": "g", "source": "pip:x", "trained": True},
+                   "m-random": {"generation": "g", "source": "pip:x", "trained": False}},
+        "patterns": {"output": str(patterns)},
+        "encoding": {"output": str(tmp / "encoding"), "baseline_output": str(tmp / "baseline"),
+                     "alphas": [1.0, 10.0, 100.0, 1000.0], "vertex_alphas": [10.0, 100.0], "vertex_inner_folds": 2,
+                     "n_folds": 4, "n_inner_folds": 2, "gap_trs": 3, "n_permutations": 40, "min_shift_trs": 15,
+                     "target_atlases": ["yeo7"]},
+        "networks": {"output": str(tmp / "networks"), "n_spins": 100, "atlases": ["yeo7", "cole_anticevic12"]},
+    })
+    return params
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread: these matrices are tiny, and two OpenMP threads on a busy 2-core
+    machine (the rest of the suite, other jobs) spin-wait and run ~15x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def outputs(study, one_thread):
+    p = study
+    val = Path(p.paths.metrics) / "validation.json"
+    enc = {m: run_encode(m, p.encoding, p.patterns.output, p.paths.prepared, val, p.paths.atlases, p.paths.metrics)
+           for m in ("m", "m-random")}
+    base = run_baseline(p.encoding, p.paths.prepared, val, p.paths.atlases, p.paths.metrics)
+    net = run_networks(["m", "m-random"], p.networks, p.encoding.output, p.paths.atlases, p.networks.output,
+                       p.paths.metrics)
+    met = run_metrics(p)
+    return {"encode": enc, "baseline": base, "networks": net, "metrics": met}
+
+
+def test_encode_outputs_shapes(study, outputs):
+    d = Path(study.encoding.output) / "m" / "embedded_task-story"
+    for f in ("sub-01.npz", "sub-02.npz", "group.npz", "targets.parquet", "encode.json"):
+        assert (d / f).is_file(), f
+    with np.load(d / "sub-01.npz") as s:
+        assert s["z"].shape == (K, 20484) and s["significant"].shape == (K, 20484)
+        assert s["r"].shape == (20484,) and s["alpha"].shape == (4, 20484)
+        assert np.isnan(s["r"][~s["valid"]]).all() and (s["z"][:, ~s["valid"]] == 0).all()
+    with np.load(d / "group.npz") as g:
+        assert g["z"].shape == (K, 20484)
+        # the planted atom is significant (positively) in most of Visual at the group level
+        nets = network_set(["yeo7"], study.paths.atlases)
+        assert g["positive"][0][nets.mask("yeo7", "Visual")].mean() > 0.5
+    tab = pd.read_parquet(d / "targets.parquet")
+    assert set(tab["subject"]) == {"01", "02", "03", "04", "group"} and (tab["kind"] == "network").all()
+    assert len(tab[tab["subject"] == "group"]) == 7  # yeo7 networks
+    vis = tab[(tab["subject"] == "group") & (tab["target"] == "yeo7/Visual")].iloc[0]
+    assert vis["r"] > 0.3 and vis["p"] <= 2 / 41
+    summ = json.loads((d / "encode.json").read_text())
+    assert summ["group"]["r_top"] >= summ["group"]["r_mean"] and summ["n_subjects"] == N_SURFACE
+    assert (Path(study.paths.metrics) / "encode" / "m.json").is_file()
+    # the baseline was fitted once per stimulus: words on the surface, the dataset's columns on ROIs
+    assert outputs["baseline"]["embedded_task-story"]["regressors"] == ["words:word_rate,envelope"]
+    assert outputs["baseline"]["alice_task-alice"]["regressors"] == ["dataset:rate,sndpwr"]
+
+
+def test_networks_links_planted_atoms(study, outputs):
+    links = pd.read_parquet(Path(study.networks.output) / "links.parquet")
+    assert {"model", "stimulus", "atom", "sign", "atlas", "network", "dice", "p", "linked"} <= set(links.columns)
+    assert set(links["stimulus"]) == {"embedded_task-story"}  # ROI data are not matched
+    lk = links[(links["model"] == "m") & links["linked"]]
+    hit = lambda a, s, at, n: ((lk["atom"] == a) & (lk["sign"] == s) & (lk["atlas"] == at) & (lk["network"] == n)).any()  # noqa: E731
+    assert hit(0, "+", "yeo7", "Visual")
+    assert hit(3, "-", "cole_anticevic12", "Auditory")
+    with np.load(Path(study.networks.output) / "m" / "embedded_task-story" / "maps.npz") as f:
+        assert f["group"].shape == (K, 2, 20484) and f["subjects"].shape == (N_SURFACE, K, 2, 20484)
+
+
+def test_metrics_recovery_and_alice(study, outputs):
+    mdir = Path(study.paths.metrics)
+    org = json.loads((mdir / "organization.json").read_text())["models"]
+    assert set(org) == {"m", "m-random"}
+    assert org["m"]["n_linked_atoms"] >= 2 and org["m"]["twin"] == "m-random"
+    assert org["m"]["heldout"]["r_mean"] is not None and org["m"]["heldout_baseline"] is not None
+    tidy = pd.read_parquet(mdir / "organization.parquet")
+    assert list(tidy.columns) == ["model", "metric", "key", "value"] and len(tidy) > 10
+    rec = json.loads((mdir / "recovery.json").read_text())
+    assert rec["models"]["m"]["all_pass"], rec["summary"]["m"]
+    assert rec["models"]["m"]["min_best_dice"] >= 0.6
+    assert not rec["models"]["m-random"]["all_pass"]
+    alice = json.loads((mdir / "alice.json").read_text())["stimuli"]["alice_task-alice"]
+    m = alice["models"]["m"]
+    assert m["rois"]["A"]["r"] > 0.3 and m["rois"]["A"]["p"] <= 2 / 41
+    assert m["vs_twin"]["mean_difference"] > 0 and "verdict" in m
+    assert set(alice["baseline"]) == {"A", "B", "C"}
+
+
+def test_atoms_interpolated_on_another_grid():
+    atoms = _atoms(0)
+    times = np.arange(T) * TR
+    run = Run("x", "01", "t", TR, "roi", np.zeros((T - 10, 1)), None, _words(), t0=TR * 5 + 0.5,
+              target_names=["A"])
+    got = atoms_on_run(atoms, times, run)
+    assert got.shape == (T - 10, K)
+    np.testing.assert_allclose(got[:, 2], np.interp(run.t0 + TR * np.arange(T - 10), times, atoms[:, 2]))
+
+
+def test_fixed_effects_group_is_stouffer():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 2, 500))
+    z[:, 0, :50] += 3.0  # a consistent effect in 50 targets of atom 0
+    g = fixed_effects_group(z, 0.05)
+    np.testing.assert_allclose(g["z"], z.sum(0) / 2.0)
+    assert g["positive"][0, :50].mean() > 0.9 and g["significant"][1].sum() <= 5
+    assert not (g["positive"] & g["negative"]).any()
