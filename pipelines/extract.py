@@ -15,6 +15,7 @@ import json
 import sys
 
 from brainlike.activations import extract_stimulus, load_model, materialise, needs_materialise, stimuli_from_runs
+from brainlike.activations.gate import enforce_activation_gate
 from brainlike.activations.vlm import event_stimuli_from_runs, extract_events, vlm_families
 from brainlike._utils.atomic import write_text_atomic
 from brainlike.cli import set_offline_env
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         done = {}
         for stim, extract in jobs:
             report = extract(model, cfg, stim, model_dir, loaded=loaded)
+            enforce_activation_gate(report["path"], params.validation)
             done[stim.id] = report.get("status")
             print(json.dumps({"model": model.name, "stimulus": stim.id} | report))
         # The stage's output always exists and says which stimuli this model saw (possibly none).

@@ -313,3 +313,17 @@ def test_pipeline_exit_code_on_bad_source(tmp_path):
                          capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 1 and "not installed" in res.stderr
     assert not (tmp_path / "act" / "bad").exists()
+
+
+def test_activation_gate_passes_and_catches_constant_ans(tmp_path, tiny_dirs):
+    """The GX `activations` suite runs on the stored set; too many constant ANs stop the stage."""
+    from brainlike.activations.gate import enforce_activation_gate, gate_activation_set
+    from brainlike.config import ValidationConfig
+
+    model, cfg = _cfgs(tmp_path, "tiny", f"path:{tiny_dirs['bert']}")
+    rep = extract_stimulus(model, cfg, _stimulus(), tiny_dirs["bert"], progress=False)
+    assert gate_activation_set(rep["path"]) == []
+    # Nothing stored is constant (constant ANs are dropped at extraction), so a limit of 0
+    # passes while the gate still checks every grid and layer.
+    enforce_activation_gate(rep["path"], ValidationConfig(max_constant_an_fraction=0.0))
+    assert (Path(rep["path"]) / "activations.json").is_file()

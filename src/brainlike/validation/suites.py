@@ -499,6 +499,13 @@ class Gates:
             Named in the failures (e.g. ``"minilm/ffn_out/alice_sub-s18"``).
         """
         rows, units = F.activation_frames(acts)
+        return self.validate_activation_summaries(rows, units, n_trs, name)
+
+    def validate_activation_summaries(
+        self, rows: pd.DataFrame, units: pd.DataFrame, n_trs: int, name: str
+    ) -> list[Failure]:
+        """The same suites on precomputed frames (:func:`frames.activation_frames`), so a caller
+        can summarise a large tensor layer by layer and validate it once."""
         return self._validate(SUITE_ACT_ROWS, rows, name, {"n_trs": int(n_trs)}) + self._validate(
             SUITE_ACT_UNITS, units, name
         )

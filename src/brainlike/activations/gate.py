@@ -1,0 +1,51 @@
+"""The `activations` data gate (Great Expectations suite of the validation layer) on a stored set."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..config import ValidationConfig
+from ..errors import DataError
+from .store import ActivationSet
+
+
+def gate_activation_set(folder: str | Path, cfg: ValidationConfig | None = None) -> list:
+    """Validate every (grid, layer) of a stored activation set, one layer in memory at a time.
+
+    Returns the failures (``brainlike.validation.Failure``); empty when the set passes: finite
+    values, one row per TR of the grid, constant ANs below ``max_constant_an_fraction``.
+    """
+    import pandas as pd
+
+    from ..validation import Gates
+    from ..validation.frames import activation_frames
+
+    aset = ActivationSet(folder)
+    gates = Gates(cfg)
+    failures = []
+    for gid, grid in aset.grids.items():
+        # Summaries are built chunk by chunk (bounded memory) and validated once per grid.
+        nonfinite, units = None, []
+        for chunk in aset.iter_chunks(gid):
+            r, u = activation_frames(chunk.values)
+            nonfinite = r["n_nonfinite"].to_numpy() if nonfinite is None else nonfinite + r["n_nonfinite"].to_numpy()
+            units.append(u.assign(tower=chunk.tower, layer=chunk.layer))
+        units_df = pd.concat(units, ignore_index=True).assign(unit=lambda d: range(len(d)))
+        rows = pd.DataFrame({"row": range(len(nonfinite)), "n_nonfinite": nonfinite})
+        name = f"{Path(folder).parent.name}/{Path(folder).name}/{gid}"
+        failures += gates.validate_activation_summaries(rows, units_df, grid["n_trs"], name)
+    return failures
+
+
+def enforce_activation_gate(folder: str | Path, cfg: ValidationConfig | None = None) -> None:
+    """Run :func:`gate_activation_set`; on failure remove the set and raise :class:`DataError`.
+
+    A set that fails the gate must not look complete to later stages.
+    """
+    failures = gate_activation_set(folder, cfg)
+    if failures:
+        shutil.rmtree(folder, ignore_errors=True)
+        lines = "\n".join(f"  - {f.message()}" for f in failures[:20])
+        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+        raise DataError(folder, f"activations failed the data gate (output removed):\n{lines}{more}")
