@@ -137,9 +137,17 @@ def bench_ridge(args, d: dict) -> dict:
     }
 
 
+def bench_spin(args: argparse.Namespace, d: dict) -> dict:
+    """Spin-test throughput: rotations/s and rotated-map Dice against every atlas network."""
+    from brainlike.networks import spin_benchmark
+
+    return spin_benchmark(n_spins=1000, n_maps=2 * args.atoms, atlas_root="data/atlases")
+
+
 MEASUREMENTS: dict[str, Callable[[argparse.Namespace, dict], dict]] = {
     "glm": bench_glm,
     "ridge": bench_ridge,
+    "spin": bench_spin,
 }
 
 
