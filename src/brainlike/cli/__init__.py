@@ -54,13 +54,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from ..registry import ui_main
 
-    return ui_main(["--params", args.params, *args.rest])
+    return ui_main(["--params", args.params, *args.extra, *args.rest])
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..registry import compare_main
 
-    return compare_main(["--params", args.params, *args.rest])
+    return compare_main(["--params", args.params, *args.extra, *args.rest])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     set_offline_env()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `ui` and `compare` pass their options through to the registry's own parsers.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("ui", "compare"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = [a for a in extra if a != "--"]
     try:
         return int(args.func(args) or 0)
     except BrainlikeError as exc:

@@ -136,7 +136,7 @@ def page_check(name: str, page: str | Path, out_dir: Path, models: Sequence[str]
 
 def browser_check(store: Store, experiment: str, models: Sequence[str], out_dir: str | Path,
                   report: str | Path | None = None, plots_page: str | Path | None = None,
-                  metrics: Sequence[str] = ("diversity",), n_plots: int = 2) -> dict:
+                  metrics: Sequence[str] = ("heldout_r_mean", "dictionary_r2"), n_plots: int = 2) -> dict:
     """Run the whole check; write screenshots, DOM dumps and ``ui_check.json`` into ``out_dir``.
 
     Raises
@@ -187,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = load_params(args.params)
     root = repo_root_of(args.params)
     store, client = open_project_store(params, root)
-    models = [m.name for m in getattr(params, "models", [])]
+    from .adapter import model_configs
+
+    models = [m.name for m in model_configs(params)]
     from .stage import registry_config
 
     report = Path(args.report) if args.report else root / registry_config(params).report

@@ -121,7 +121,8 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--models", default=None, help="comma-separated models that must be present (default: params.yaml's)")
     ap.add_argument("--all", action="store_true", help="every registered model, not only params.yaml's")
     ap.add_argument("--out", default=None, help="output stem (default: registry.compare)")
-    args = ap.parse_args(argv)
+    # `brainlike compare -- --all`: the CLI's REMAINDER keeps a leading "--"
+    args = ap.parse_args([a for a in argv if a != "--"] if argv is not None else None)
     params = load_params(args.params)
     root = repo_root_of(args.params)
     dataset = args.dataset or _default_dataset(params)
@@ -131,7 +132,9 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     elif args.all:
         models = None
     else:
-        models = [m.name for m in getattr(params, "models", [])] or None
+        from .adapter import model_configs
+
+        models = [m.name for m in model_configs(params)] or None
     df = compare_table(client, experiment_name(params, dataset), models)
     stem = Path(args.out) if args.out else root / registry_config(params).compare
     outs = write_compare(df, stem)
