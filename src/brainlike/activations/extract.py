@@ -100,6 +100,33 @@ def stimuli_from_runs(runs: Iterable) -> list[Stimulus]:
     return out
 
 
+def is_up_to_date(final: Path, phash: str) -> bool:
+    """True when ``final`` holds a complete set (its sidecar is written last) for ``phash``."""
+    side = Path(final) / SIDECAR
+    try:
+        return side.is_file() and json.loads(side.read_text()).get("params_hash") == phash
+    except json.JSONDecodeError:
+        return False
+
+
+def resume_state(scratch: Path, phash: str) -> dict:
+    """The scratch state of an interrupted extraction with the same params, else a fresh one.
+
+    Work done under other params is discarded; ``scratch`` exists on return.
+    """
+    state: dict = {}
+    if (scratch / STATE).is_file():
+        try:
+            state = json.loads((scratch / STATE).read_text())
+        except json.JSONDecodeError:
+            state = {}
+    if state.get("params_hash") != phash:
+        shutil.rmtree(scratch, ignore_errors=True)
+        state = {"params_hash": phash, "layers": {}}
+    scratch.mkdir(parents=True, exist_ok=True)
+    return state
+
+
 def revision_of(model: ModelConfig, model_dir: Path) -> dict:
     """The identity of the weights (sha256 of each weight file) or of the random twin's config."""
     if model.trained:
@@ -255,23 +282,9 @@ def extract_stimulus(
     scratch = Path(cfg.scratch) / model.name / stim.id
     revision = revision_of(model, model_dir)
     phash = params_hash(model, cfg, stim, revision)
-    side = final / SIDECAR
-    if side.is_file():
-        try:
-            if json.loads(side.read_text()).get("params_hash") == phash:
-                return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
-        except json.JSONDecodeError:
-            pass
-    state: dict = {}
-    if (scratch / STATE).is_file():
-        try:
-            state = json.loads((scratch / STATE).read_text())
-        except json.JSONDecodeError:
-            state = {}
-    if state.get("params_hash") != phash:
-        shutil.rmtree(scratch, ignore_errors=True)
-        state = {"params_hash": phash, "layers": {}}
-    scratch.mkdir(parents=True, exist_ok=True)
+    if is_up_to_date(final, phash):
+        return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
+    state = resume_state(scratch, phash)
     t_start = time.perf_counter()
     resumed_forward = _forward_ok(scratch, state)
     if not resumed_forward:

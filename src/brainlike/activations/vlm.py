@@ -45,7 +45,7 @@ from ..data.embedded.movie import EVENT_COLUMNS, image_file, load_image
 from ..errors import DataError
 from ..stimulus import frame_times as _frame_times
 from ..stimulus import word_operator
-from .extract import STATE, TrGrid, _progress_bar, _write_layer, revision_of
+from .extract import STATE, TrGrid, _progress_bar, _write_layer, is_up_to_date, resume_state, revision_of
 from .models import LoadedModel, load_model
 from .sites import FAMILIES, CapturePoint, capture, resolve_sites
 from .store import FORMAT_VERSION, SIDECAR, check_layer_file, layer_filename, sha256_file
@@ -490,23 +490,9 @@ def extract_events(
     revision = revision_of(model, model_dir)
     images = _images_provenance(events)
     phash = events_params_hash(model, cfg, events, stim.grids, revision, images)
-    side = final / SIDECAR
-    if side.is_file():
-        try:
-            if json.loads(side.read_text()).get("params_hash") == phash:
-                return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
-        except json.JSONDecodeError:
-            pass
-    state: dict = {}
-    if (scratch / STATE).is_file():
-        try:
-            state = json.loads((scratch / STATE).read_text())
-        except json.JSONDecodeError:
-            state = {}
-    if state.get("params_hash") != phash:
-        shutil.rmtree(scratch, ignore_errors=True)
-        state = {"params_hash": phash, "layers": {}}
-    scratch.mkdir(parents=True, exist_ok=True)
+    if is_up_to_date(final, phash):
+        return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
+    state = resume_state(scratch, phash)
     t_start = time.perf_counter()
     resumed_forward = _forward_ok(scratch, state)
     if not resumed_forward:

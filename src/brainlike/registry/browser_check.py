@@ -18,29 +18,20 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..validation.docs import CHROMIUM_FLAGS, find_chromium, screenshot_stats
+from ..validation.docs import find_chromium, render, screenshot_stats
 from .store import RegistryError, Store
 from .ui import mlflow_server
 
 
 def render_url(url: str, screenshot: str | Path, chromium: str | None = None, timeout: float = 120) -> str:
     """Screenshot ``url`` (http or file) in headless Chromium and return the rendered DOM."""
-    chromium = chromium or find_chromium()
-    if chromium is None:
+    if not (chromium or find_chromium()):
         raise RegistryError("no chromium binary found (apt-get install chromium, or set BRAINLIKE_CHROMIUM)")
-    if "://" not in url:
-        url = Path(url).resolve().as_uri()
-    with tempfile.TemporaryDirectory() as profile:
-        base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
-        subprocess.run([*base, f"--screenshot={Path(screenshot).resolve()}", url],
-                       capture_output=True, text=True, timeout=timeout, check=True)
-        dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=timeout, check=True)
-    return dom.stdout
+    return render(url, screenshot, chromium=chromium, timeout=timeout)
 
 
 def _post(url: str, path: str, body: dict) -> dict:

@@ -254,11 +254,12 @@ def find_chromium() -> str | None:
 
 
 def render(page: str | Path, screenshot: str | Path, chromium: str | None = None, timeout: float = 120) -> str:
-    """Render ``page`` in headless Chromium: write a PNG screenshot, return the rendered DOM."""
+    """Render ``page`` (a file, or an http/file URL) in headless Chromium: write a PNG
+    screenshot, return the rendered DOM."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise OfflineDocsError("no chromium binary found (apt-get install chromium, or set BRAINLIKE_CHROMIUM)")
-    url = Path(page).resolve().as_uri()
+    url = str(page) if "://" in str(page) else Path(page).resolve().as_uri()
     with tempfile.TemporaryDirectory() as profile:
         base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
         subprocess.run([*base, f"--screenshot={Path(screenshot).resolve()}", url],
