@@ -15,7 +15,6 @@ The revision of a tensor is the sha256 of the weight files it was computed from
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata as md
 import json
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._utils.atomic import atomic_path
+from .._utils.hashing import sha256_file
 from ..errors import DataError
 
 SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
@@ -99,14 +99,6 @@ def materialised_dir(source: str | ModelSource, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / src.slug
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weight_files(model_dir: str | Path) -> list[Path]:
     """Weight files of a Hugging Face folder (sorted)."""
     model_dir = Path(model_dir)
@@ -119,7 +111,7 @@ def weight_files(model_dir: str | Path) -> list[Path]:
 def weights_revision(model_dir: str | Path) -> list[dict]:
     """sha256 and size of every weight file: the identity of the weights a tensor came from."""
     return [
-        {"file": p.name, "sha256": _sha256_file(p), "bytes": p.stat().st_size} for p in weight_files(model_dir)
+        {"file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in weight_files(model_dir)
     ]
 
 
@@ -151,7 +143,7 @@ def _materialise_mpnet(tmp: Path) -> dict:
         raise DataError(parts[0], f"the concatenated MPNet zip parts are not a valid zip: {exc}") from None
     finally:
         zpath.unlink(missing_ok=True)
-    return {"parts": [{"file": p.name, "sha256": _sha256_file(p)} for p in parts]}
+    return {"parts": [{"file": p.name, "sha256": sha256_file(p)} for p in parts]}
 
 
 def _gguf_file(src: ModelSource, workdir: Path) -> Path:
@@ -174,7 +166,7 @@ def _materialise_gguf(src: ModelSource, tmp: Path) -> dict:
     work = tmp.parent / "gguf"
     work.mkdir()
     gguf = _gguf_file(src, work)
-    origin = {"gguf_file": gguf.name, "gguf_sha256": _sha256_file(gguf)}
+    origin = {"gguf_file": gguf.name, "gguf_sha256": sha256_file(gguf)}
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(

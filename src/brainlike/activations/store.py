@@ -13,7 +13,6 @@ extraction can tell a complete layer file from a corrupt one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from .._utils.hashing import sha256_file  # noqa: F401  (re-exported)
 from ..errors import DataError
 
 SIDECAR = "activations.json"
@@ -31,14 +31,6 @@ FORMAT_VERSION = 1
 
 def layer_filename(tower: str, layer: int) -> str:
     return f"L{layer:03d}.arrow" if tower == "text" else f"{tower}-L{layer:03d}.arrow"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _schema(n_trs: int) -> pa.Schema:

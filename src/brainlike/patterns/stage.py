@@ -19,7 +19,6 @@ of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -29,14 +28,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.hashing import sha256_file
 from ..activations.store import SIDECAR, ActivationSet
 from ..errors import DataError
 from ._solvers import ColumnError
 from .estimator import SparseDictionary
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def primary_grid(aset: ActivationSet) -> dict:
@@ -163,7 +159,7 @@ def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     sidecar = {
         "format_version": 1, "model": model, "stimulus": folder.name, "grid": g["id"], "run_ids": g["run_ids"],
         "params": cfg.model_dump(mode="json"),
-        "activations": {"folder": str(folder), "sidecar_sha256": _sha256(folder / SIDECAR),
+        "activations": {"folder": str(folder), "sidecar_sha256": sha256_file(folder / SIDECAR),
                         "params_hash": aset.sidecar.get("params_hash"), "site": aset.sidecar.get("site")},
         "input_scaling": "each AN column divided by its L2 norm (z-scored AN / sqrt(n_trs))",
         "objective_definition": "mean over ANs of 0.5*||x - D a||^2 + lambda*||a||_1, ||d_k|| = 1",

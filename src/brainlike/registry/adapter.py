@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from .._utils.hashing import sha256_file
 from .artifacts import N_FSAVERAGE5, write_atom_gifti, write_atom_parquet
 from .provenance import content_hash, input_md5, read_dvc_lock
 from .records import Artifact, ModelRecord, SubjectFitRecord, flatten
@@ -215,7 +216,7 @@ def records_from_outputs(params, repo_root: str | Path,
         for p in rel:
             md5 = input_md5(outs, p)
             if md5 is None and (root / p).is_file():
-                md5 = "sha256:" + _file_sha(root / p)
+                md5 = "sha256:" + sha256_file(root / p)
             if md5 is not None:
                 got[p.as_posix()] = md5
         return got
@@ -356,16 +357,6 @@ def records_from_outputs(params, repo_root: str | Path,
                 tags={"brainlike.source": m.source, "brainlike.primary_stimulus": primary},
             ), subjects))
     return out
-
-
-def _file_sha(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_links(path: Path):
