@@ -21,6 +21,7 @@ def test_defaults_match_repo_params():
     """params.yaml states the defaults; a drift between the two is a silent behaviour change."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     assert parse_params(raw).embedded == parse_params({}).embedded
+    assert parse_params(raw).compute == parse_params({}).compute
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,8 @@ def test_defaults_match_repo_params():
         ),
         ({"datasets": [{"kind": "hcp", "path": "p"}]}, ["datasets[0]", "'hcp'", "alice", "bids"]),
         ({"validation": {"on_invalid": "ignore"}}, ["validation.on_invalid", "fail", "exclude"]),
+        ({"compute": {"scheduler": "slurm"}}, ["compute.scheduler", "'slurm'", "serial", "tcp://"]),
+        ({"compute": {"n_workers": 0}}, ["compute.n_workers", "= 0", "greater than or equal to 1"]),
     ],
 )
 def test_bad_params_name_key_value_and_allowed(raw, fragments):

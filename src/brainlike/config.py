@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -404,6 +405,39 @@ class RegistryConfig(_Section):
 # --- end of registry section -------------------------------------------------------------
 
 
+# --- compute section (execution only: never changes a result, so no DVC stage tracks it) -----
+
+
+class ComputeConfig(_Section):
+    """Where independent units of work (per model, subject, stimulus, spin test) run.
+
+    ``serial`` runs them one after another in the stage's process; ``local`` starts a
+    ``dask.distributed.LocalCluster`` sized to the machine; an address (``tcp://host:8786``)
+    connects to a running scheduler -- which is how a Slurm (dask-jobqueue) or Kubernetes
+    (dask-kubernetes) cluster is used. Results are the same for every choice, so DVC does not
+    track this section: switching scheduler re-uses cached stage outputs.
+    """
+
+    scheduler: str = Field(
+        "serial", description="serial | local | a Dask scheduler address (tcp://host:port, tls://..., inproc://...)"
+    )
+    n_workers: int | None = Field(None, ge=1, le=4096, description="local: worker processes (default: one per core)")
+    threads_per_worker: int = Field(1, ge=1, le=256, description="local: threads per worker (BLAS threads too)")
+    memory_limit: str = Field("auto", description="local: memory per worker ('auto', '4GiB', ...)")
+    retries: int = Field(2, ge=0, le=20, description="Resubmissions of a task whose worker died")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        v = value.strip()
+        if v in ("serial", "local") or re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", v):
+            return v
+        raise ValueError(
+            f"compute.scheduler must be 'serial', 'local' or a Dask scheduler address such as "
+            f"tcp://10.0.0.5:8786, got {value!r}"
+        )
+
+
 class AliceDataset(_Section):
     """Brennan et al. 2016 ROI time courses (``../shared/data/alice-brennan2016``)."""
 
@@ -457,6 +491,7 @@ class Params(_Section):
     networks: NetworksConfig = Field(default_factory=NetworksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @field_validator("models", mode="before")
     @classmethod
