@@ -16,6 +16,21 @@ reused: nothing is duplicated, metrics whose value changed are re-logged and
 for a model that already has runs creates a new parent run tagged
 ``brainlike.predecessor_run_id`` = the model's most recently registered run (which gets
 ``brainlike.superseded_by``).
+
+Concurrency
+-----------
+Several processes may register into one store at once (a shared tracking server). Experiment
+creation relies on MLflow's unique experiment name (the loser of a creation race reads the
+winner's id). Plain MLflow offers no lock, so registering the same fit twice at once is settled
+by a deterministic order, :func:`_key` (earliest ``start_time``, then smallest run id): the
+parent run carries the provenance hash from its creation; right after creating it and again
+before finishing it, a process yields to any FINISHED registration of the same fit and to any
+RUNNING one that goes before it, deleting its own runs (tagged ``brainlike.duplicate_of``) and
+reusing the other's once it has finished. After finishing, the FINISHED registrations other than
+the first in that order are deleted the same way: the store keeps one even when the hosts' clocks
+disagree (then, rarely, an earlier caller may have been handed the run a later one deleted). A
+RUNNING rival is waited for up to ``wait_s`` (then a :class:`RegistryError` names it); one older
+than :data:`STALE_S` was left by a killed process and is ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +60,10 @@ TAG_HASH = "brainlike.provenance_hash"
 TAG_PRED = "brainlike.predecessor_run_id"
 TAG_SUPERSEDED = "brainlike.superseded_by"
 TAG_LAST = "brainlike.last_registered"
+TAG_DUPLICATE = "brainlike.duplicate_of"
+WAIT_S = 900.0  # longest wait for another process registering the same fit
+STALE_S = 6 * 3600.0  # a parent RUNNING for longer was left by a killed process: no rival
+POLL_S = 0.5
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -93,21 +112,37 @@ def ensure_experiment(client, name: str, artifact_root: Path | None = None, data
         The experiment exists but was deleted (MLflow keeps the name reserved).
     """
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage != "active":
-            raise RegistryError(
-                f"experiment {name!r} in {client.tracking_uri} is deleted; restore it "
-                f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or choose another "
-                "registry.experiment_name"
-            )
-        return exp.experiment_id
+    if exp is None:
+        exp_id = _create_experiment(client, name, artifact_root, dataset)
+        if exp_id is not None:
+            return exp_id
+        exp = client.get_experiment_by_name(name)  # another process created it first
+    if exp.lifecycle_stage != "active":
+        raise RegistryError(
+            f"experiment {name!r} in {client.tracking_uri} is deleted; restore it "
+            f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or choose another "
+            "registry.experiment_name"
+        )
+    return exp.experiment_id
+
+
+def _create_experiment(client, name: str, artifact_root: Path | None, dataset: str | None) -> str | None:
+    """Create experiment ``name``; None when another process created it meanwhile."""
+    from mlflow.exceptions import MlflowException
+
     location = None
     if artifact_root is not None:
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
         location = (Path(artifact_root).resolve() / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).as_uri()
     # the UI opens classic (non-GenAI) experiments on the runs table
     tags = {"mlflow.experimentKind": "custom_model_development"} | ({"brainlike.dataset": dataset} if dataset else {})
-    return client.create_experiment(name, artifact_location=location, tags=tags)
+    try:
+        return client.create_experiment(name, artifact_location=location, tags=tags)
+    except MlflowException as exc:
+        # the name is unique in the store: a concurrent creator wins, this one reads its id
+        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            return None
+        raise
 
 
 def _q(v: str) -> str:
@@ -178,10 +213,97 @@ def _update_metrics(client, run, metrics: dict[str, float]) -> bool:
     return bool(changed)
 
 
+def _key(run) -> tuple[int, str]:
+    """Order among registrations of one fit: earliest start, then smallest run id (deterministic)."""
+    return (run.info.start_time or 0, run.info.run_id)
+
+
+def _discard(client, experiment_id: str, parent_run_ids: Sequence[str], winner: str,
+             children: Sequence[str] = ()) -> None:
+    """Mark duplicate parent runs and their nested runs ``brainlike.duplicate_of`` and delete them.
+
+    Deleted runs stay in the store (restorable, removed for good by ``mlflow gc``) but no search
+    returns them. Another process may be discarding the same runs: errors are ignored.
+    """
+    from mlflow.exceptions import MlflowException
+
+    ids = list(children)
+    for pid in parent_run_ids:
+        ids += [r.info.run_id for r in child_runs(client, experiment_id, pid)]
+        ids.append(pid)
+    for rid in dict.fromkeys(ids):
+        try:
+            client.set_tag(rid, TAG_DUPLICATE, winner)
+            client.delete_run(rid)
+        except MlflowException:
+            pass
+
+
+def _keep_one(client, experiment_id: str, finished: Sequence) -> object:
+    """The winner among FINISHED registrations of one fit; the others are discarded."""
+    winner = min(finished, key=_key)
+    losers = [r.info.run_id for r in finished if r.info.run_id != winner.info.run_id]
+    if losers:
+        _discard(client, experiment_id, losers, winner.info.run_id)
+    return winner
+
+
+def _rival_ahead(client, experiment_id: str, model: str, phash: str, own) -> str | None:
+    """Run id of a registration of the same fit that goes before ``own``, if any.
+
+    A FINISHED one always goes first; otherwise a RUNNING one with a smaller :func:`_key`.
+    RUNNING runs older than :data:`STALE_S` are left-overs of killed processes, not rivals.
+    """
+    now_ms = time.time() * 1000
+    runs = [r for r in find_parent_runs(client, experiment_id, model, phash, finished_only=False)
+            if r.info.run_id != own.info.run_id]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    if finished:
+        return min(finished, key=_key).info.run_id
+    ahead = [r for r in runs if r.info.status == "RUNNING" and _key(r) < _key(own)
+             and now_ms - (r.info.start_time or 0) < STALE_S * 1000]
+    return min(ahead, key=_key).info.run_id if ahead else None
+
+
+def _wait_for(client, run_id: str, model: str, deadline: float, wait_s: float) -> None:
+    """Return once run ``run_id`` is no longer RUNNING (finished, failed or deleted)."""
+    while True:
+        run = client.get_run(run_id)
+        if run.info.lifecycle_stage != "active" or run.info.status != "RUNNING":
+            return
+        if time.monotonic() > deadline:
+            raise RegistryError(
+                f"{model}: run {run_id} in {client.tracking_uri} has been registering the same fit for "
+                f"over {wait_s:.0f} s and is still RUNNING. If the process that started it died, mark it "
+                f"failed (MlflowClient().set_terminated({run_id!r}, 'FAILED')) and register again"
+            )
+        time.sleep(POLL_S)
+
+
+def _reuse(client, experiment_id: str, run, metrics: dict, sub_metrics: dict, subjects,
+           provenance: Provenance | None, phash: str) -> LoggedFit:
+    """The fit is registered already: refresh changed metrics and the registration time."""
+    updated = _update_metrics(client, run, metrics)
+    kids = {r.data.tags.get("brainlike.subject"): r for r in child_runs(client, experiment_id, run.info.run_id)}
+    for s in subjects:
+        if s.subject in kids:
+            updated |= _update_metrics(client, kids[s.subject], sub_metrics[s.subject])
+    extra = provenance.tags() if provenance else {}
+    commit_tags = {k: v for k, v in extra.items() if k in ("brainlike.git_commit", "brainlike.git_dirty")}
+    client.set_tag(run.info.run_id, TAG_LAST, _now_tag())
+    for k, v in commit_tags.items():  # the code that last confirmed this fit
+        client.set_tag(run.info.run_id, k.replace("brainlike.", "brainlike.last_"), v)
+    return LoggedFit(run.info.run_id, {k: r.info.run_id for k, r in kids.items() if k},
+                     "updated" if updated else "unchanged", run.data.tags.get(TAG_PRED), phash)
+
+
 def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
                   subjects: Sequence[SubjectFitRecord] = (), provenance: Provenance | None = None,
-                  artifact_root: Path | None = None) -> LoggedFit:
+                  artifact_root: Path | None = None, wait_s: float = WAIT_S) -> LoggedFit:
     """Register one model's fit and its subject fits; idempotent (see module docstring).
+
+    Safe when several processes register to one store at once (see "Concurrency" in the module
+    docstring): the same fit registered twice at once leaves one parent run.
 
     Parameters
     ----------
@@ -196,10 +318,18 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
     artifact_root : Path, optional
         Where a newly created experiment keeps artifacts (SQLite stores); defaults to the
         store's own root when ``client_or_uri`` is a Store.
+    wait_s : float
+        How long to wait for another process registering the same fit before giving up.
 
     Returns
     -------
     LoggedFit
+
+    Raises
+    ------
+    RegistryError
+        Repeated subject labels, a deleted experiment, or a concurrent registration of the same
+        fit still RUNNING after ``wait_s``.
     """
     if isinstance(client_or_uri, Store) and artifact_root is None:
         artifact_root = client_or_uri.artifact_root
@@ -211,24 +341,22 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
     phash = provenance_hash(record, subjects)
     metrics = metric_items(record.metrics)
     sub_metrics = {s.subject: metric_items(s.metrics) for s in subjects}
+    deadline = time.monotonic() + wait_s
+    while True:
+        finished = find_parent_runs(client, exp_id, record.model, phash)
+        if finished:
+            run = _keep_one(client, exp_id, finished)
+            return _reuse(client, exp_id, run, metrics, sub_metrics, subjects, provenance, phash)
+        out = _register(client, exp_id, record, subjects, provenance, phash, metrics, sub_metrics)
+        if isinstance(out, LoggedFit):
+            return out
+        # another process registers the same fit and goes first: wait for it, then look again
+        _wait_for(client, out, record.model, deadline, wait_s)
 
-    existing = find_parent_runs(client, exp_id, record.model, phash)
-    if existing:
-        run = existing[0]
-        updated = _update_metrics(client, run, metrics)
-        kids = {r.data.tags.get("brainlike.subject"): r for r in child_runs(client, exp_id, run.info.run_id)}
-        for s in subjects:
-            if s.subject in kids:
-                updated |= _update_metrics(client, kids[s.subject], sub_metrics[s.subject])
-        extra = provenance.tags() if provenance else {}
-        commit_tags = {k: v for k, v in extra.items() if k in ("brainlike.git_commit", "brainlike.git_dirty")}
-        client.set_tag(run.info.run_id, TAG_LAST, _now_tag())
-        for k, v in commit_tags.items():  # the code that last confirmed this fit
-            client.set_tag(run.info.run_id, k.replace("brainlike.", "brainlike.last_"), v)
-        return LoggedFit(run.info.run_id, {k: r.info.run_id for k, r in kids.items() if k},
-                         "updated" if updated else "unchanged",
-                         run.data.tags.get(TAG_PRED), phash)
 
+def _register(client, exp_id: str, record: ModelRecord, subjects: Sequence[SubjectFitRecord],
+              provenance: Provenance | None, phash: str, metrics: dict, sub_metrics: dict) -> LoggedFit | str:
+    """Create the parent and nested runs; the run id of a rival that goes first if this one yields."""
     previous = find_parent_runs(client, exp_id, record.model)
     pred = previous[0].info.run_id if previous else None
     prov_tags = provenance.tags() if provenance else {}
@@ -248,10 +376,16 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
     }
     params = {"model": record.model, "generation": record.generation,
               "generation_order": record.generation_order, "trained": record.trained, **record.params}
-    parent = client.create_run(exp_id, run_name=record.model, tags={TAG_LEVEL: "model", TAG_MODEL: record.model})
+    # the hash is set at creation: a concurrent registration of the same fit sees this claim at once
+    parent = client.create_run(exp_id, run_name=record.model,
+                               tags={TAG_LEVEL: "model", TAG_MODEL: record.model, TAG_HASH: phash})
     pid = parent.info.run_id
     out = LoggedFit(pid, {}, "created", pred, phash)
     try:
+        rival = _rival_ahead(client, exp_id, record.model, phash, parent)
+        if rival is not None:  # yield before uploading anything
+            _discard(client, exp_id, [pid], rival)
+            return rival
         _log_all(client, pid, params, metrics, tags)
         _log_artifacts(client, pid, record.artifacts)
         for s in subjects:
@@ -270,6 +404,12 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
             client.set_terminated(cid, "FINISHED")
             out.subject_run_ids[s.subject] = cid
         client.set_tag(pid, TAG_LAST, _now_tag())
+        # a rival created after the first check (it saw this run RUNNING and went on only if its
+        # key is smaller, or it finished meanwhile): the same rule again, before finishing
+        rival = _rival_ahead(client, exp_id, record.model, phash, parent)
+        if rival is not None:
+            _discard(client, exp_id, [pid], rival, children=list(out.subject_run_ids.values()))
+            return rival
         client.set_terminated(pid, "FINISHED")
     except BaseException:
         # a half-written fit is never reused: only FINISHED parents count as existing
@@ -279,6 +419,11 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
             except Exception:  # noqa: BLE001 - the original error matters more
                 pass
         raise
+    # Clocks of different hosts can disagree, so two registrations may both pass the checks:
+    # among FINISHED ones the smallest key stays, whoever looks (the last to finish sees all).
+    winner = _keep_one(client, exp_id, find_parent_runs(client, exp_id, record.model, phash))
+    if winner.info.run_id != pid:
+        return winner.info.run_id
     if pred:
         client.set_tag(pred, TAG_SUPERSEDED, pid)
     return out

@@ -51,7 +51,7 @@ def register(params, repo_root: str | Path, summary: str | Path | None = None) -
     root = Path(repo_root)
     store, client = open_project_store(params, root)  # fail before touching anything
     prov = collect_provenance(root)
-    summary_d: dict = {"tracking_uri": store.uri, "models": {}, "counts": {"created": 0, "unchanged": 0, "updated": 0}}
+    summary_d: dict = {"tracking_uri": store.display_uri, "models": {}, "counts": {"created": 0, "unchanged": 0, "updated": 0}}
     for record, subjects in records_from_outputs(params, root):
         fit = log_model_fit(store, experiment_name(params, record.dataset), record, subjects, prov)
         summary_d["models"][f"{record.dataset}/{record.model}"] = {

@@ -1,20 +1,28 @@
 """The tracking store: resolve its URI, check it is reachable and current, hand out a client.
 
 Default: ``sqlite:///mlflow.db`` with artifacts under ``mlartifacts/``, both in the repository
-root (git-ignored). ``MLFLOW_TRACKING_URI`` overrides ``registry.tracking_uri``.
+root (git-ignored). ``MLFLOW_TRACKING_URI`` overrides ``registry.tracking_uri``. Also accepted:
+an MLflow tracking server (``http(s)://host:5000``, the way to share one registry across
+machines: the server stores the artifacts) and a database URI used directly
+(``postgresql://user@host:5432/db``; artifacts then go under ``artifact_location`` on the local
+disk). A bare ``postgresql://`` is given the psycopg2 driver when psycopg 3 is not installed
+(SQLAlchemy 2.1 would otherwise ask for psycopg 3).
 
-Failure modes turned into one :class:`RegistryError` that names the URI:
+Failure modes turned into one :class:`RegistryError` that names the URI (passwords hidden):
 
 - an http(s) server that does not answer ``/health`` within ``timeout_s`` (MLflow's own client
   would retry with back-off for minutes before failing);
+- a database server that cannot be reached or refuses the connection within ``timeout_s``;
 - a SQLite file whose folder does not exist;
-- a SQLite store written by an older MLflow schema: refused with the upgrade command, or
+- a database store written by an older MLflow schema: refused with the upgrade command, or
   migrated in place when ``upgrade=True`` (``registry.upgrade_schema``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -23,13 +31,24 @@ from pathlib import Path
 from ..errors import BrainlikeError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy dialects MLflow stores runs in
+
+
+def _scheme(uri: str) -> str:
+    """``postgresql+psycopg2://...`` -> ``postgresql``; "" for a plain path."""
+    return uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***`` (for messages and summaries)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", uri)
 
 
 class RegistryError(BrainlikeError):
     """The tracking store cannot be used, or holds no run for what was asked."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Store:
     """A resolved tracking store.
 
@@ -45,9 +64,22 @@ class Store:
     uri: str
     artifact_root: Path | None
 
+    def __repr__(self) -> str:  # never print a password
+        return f"Store(uri={self.display_uri!r}, artifact_root={self.artifact_root!r})"
+
     @property
     def is_sqlite(self) -> bool:
         return self.uri.startswith("sqlite:")
+
+    @property
+    def is_database(self) -> bool:
+        """A database URI MLflow writes to directly (SQLite, PostgreSQL, MySQL, SQL Server)."""
+        return _scheme(self.uri) in DB_SCHEMES
+
+    @property
+    def display_uri(self) -> str:
+        """The URI with its password hidden."""
+        return redact(self.uri)
 
     def client(self):
         """An ``mlflow.MlflowClient`` on this store (call :func:`check_store` first)."""
@@ -76,10 +108,59 @@ def resolve_store(tracking_uri: str, artifact_location: str | Path, repo_root: s
     db = _sqlite_file(uri)
     if db is not None and not db.is_absolute():
         uri = "sqlite:///" + str(root / db)
-    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+    uri = _postgres_driver(uri)
+    if _scheme(uri) in DB_SCHEMES or uri.startswith("file:") or "://" not in uri:
         art = Path(artifact_location)
         return Store(uri, art if art.is_absolute() else root / art)
     return Store(uri, None)
+
+
+def _postgres_driver(uri: str) -> str:
+    """Name the driver of a bare ``postgresql://`` (or ``postgres://``) URI when it must be psycopg2."""
+    head, sep, rest = uri.partition("://")
+    if not sep or head.lower() not in ("postgresql", "postgres"):
+        return uri
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + rest
+    return "postgresql://" + rest
+
+
+def _engine(uri: str, timeout: float | None = None):
+    import sqlalchemy as sa
+
+    args = {"connect_timeout": max(1, round(timeout))} if timeout and _scheme(uri) == "postgresql" else {}
+    return sa.create_engine(uri, connect_args=args)
+
+
+def _probe_db(store: Store, timeout: float) -> None:
+    """Connect once to a database store (not SQLite); RegistryError naming host and reason if not."""
+    import sqlalchemy as sa
+
+    try:
+        url = sa.engine.make_url(store.uri)
+        engine = _engine(store.uri, timeout)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+        raise RegistryError(
+            f"tracking store {store.display_uri}: not a usable database URI ({exc}); check "
+            f"registry.tracking_uri (or {ENV_URI})"
+        ) from None
+    host = f"{url.host or 'localhost'}:{url.port or ''}".rstrip(":")
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig or exc).split())
+        low = reason.lower()
+        unreachable = any(s in low for s in ("refused", "timeout", "timed out", "could not translate host",
+                                             "no route", "unreachable", "name or service"))
+        what = "is unreachable" if unreachable else f"refused database {url.database!r}"
+        raise RegistryError(
+            f"tracking store {store.display_uri}: the database server at {host} {what} ({reason}). "
+            f"Check registry.tracking_uri (or {ENV_URI}) and that the server is up; nothing was "
+            "logged, local outputs are untouched."
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _probe_http(uri: str, timeout: float) -> None:
@@ -97,15 +178,15 @@ def _probe_http(uri: str, timeout: float) -> None:
         ) from None
 
 
-def schema_revisions(uri: str) -> tuple[str | None, str]:
-    """(revision stored in the SQLite store or None when it is empty, revision this MLflow expects)."""
+def schema_revisions(uri: str, timeout: float | None = None) -> tuple[str | None, str]:
+    """(revision stored in the database store or None when it is empty, revision this MLflow expects)."""
     import sqlalchemy as sa
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config
 
     head = ScriptDirectory.from_config(_get_alembic_config(uri)).get_current_head()
-    engine = sa.create_engine(uri)
+    engine = _engine(uri, timeout)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
@@ -122,38 +203,44 @@ def check_store(store: Store, upgrade: bool = False, timeout: float = 10.0) -> S
     Raises
     ------
     RegistryError
-        Unreachable server, missing SQLite folder, or an out-of-date schema with ``upgrade=False``.
+        Unreachable server or database, missing SQLite folder, or an out-of-date schema with
+        ``upgrade=False``.
     """
     if store.uri.startswith(("http://", "https://")):
         _probe_http(store.uri, timeout)
         return store
-    db = _sqlite_file(store.uri)
-    if db is None:
+    if not store.is_database:
         return store
-    if not db.parent.is_dir():
-        raise RegistryError(f"tracking store {store.uri}: folder {db.parent} does not exist")
-    if not db.exists():
-        return store  # MLflow creates the tables at head on first use
-    current, head = schema_revisions(store.uri)
+    if store.is_sqlite:
+        db = _sqlite_file(store.uri)
+        if db is None:
+            return store
+        if not db.parent.is_dir():
+            raise RegistryError(f"tracking store {store.uri}: folder {db.parent} does not exist")
+        if not db.exists():
+            return store  # MLflow creates the tables at head on first use
+    else:
+        _probe_db(store, timeout)
+    current, head = schema_revisions(store.uri, timeout)
     if current is None or current == head:
-        return store
+        return store  # an empty database gets MLflow's tables at head on first use
+    shown = store.display_uri
     if not upgrade:
         raise RegistryError(
-            f"tracking store {store.uri} was written by an older MLflow (schema revision {current}, "
-            f"this MLflow expects {head}). Back it up, then run `mlflow db upgrade {store.uri}` or set "
+            f"tracking store {shown} was written by an older MLflow (schema revision {current}, "
+            f"this MLflow expects {head}). Back it up, then run `mlflow db upgrade {shown}` or set "
             "registry.upgrade_schema: true; nothing was logged."
         )
-    import sqlalchemy as sa
     from mlflow.store.db.utils import _upgrade_db
 
-    engine = sa.create_engine(store.uri)
+    engine = _engine(store.uri, timeout)
     try:
         _upgrade_db(engine)
     finally:
         engine.dispose()
-    after, _ = schema_revisions(store.uri)
+    after, _ = schema_revisions(store.uri, timeout)
     if after != head:  # pragma: no cover - alembic raises before this
-        raise RegistryError(f"tracking store {store.uri}: upgrade stopped at {after}, expected {head}")
+        raise RegistryError(f"tracking store {shown}: upgrade stopped at {after}, expected {head}")
     return store
 
 

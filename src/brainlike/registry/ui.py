@@ -105,11 +105,11 @@ def ui_main(argv: Sequence[str] | None = None) -> int:
     params = load_params(args.params)
     cfg = registry_config(params)
     store = resolve_store(cfg.tracking_uri, cfg.artifact_location, repo_root_of(args.params))
-    if not store.is_sqlite:
-        raise RegistryError(f"tracking URI {store.uri} is a server already: open it in a browser")
+    if not store.is_database:
+        raise RegistryError(f"tracking URI {store.display_uri} is a server already: open it in a browser")
     check_store(store, cfg.upgrade_schema, cfg.timeout_s)
     port = args.port or cfg.ui_port
-    print(f"MLflow UI for {store.uri} on http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI for {store.display_uri} on http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
     proc = subprocess.Popen(server_command(store, port), env=_env(), start_new_session=True)
     try:
         return proc.wait()
