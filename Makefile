@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test docs-check ui-check clean-venv
+.PHONY: setup run test docs-check ui-check clean-venv remote remote-check compute-check
 
 setup: $(STAMP) $(VENDOR)/vendor.json
 
@@ -52,3 +52,16 @@ ui-check: setup
 	@test -f reports/index.html || $(BIN)/dvc repro report
 	@$(BIN)/dvc plots show -q >/dev/null
 	@$(BIN)/python -m brainlike.registry.browser_check --params params.yaml --out build/ui-check
+
+# Shared artifacts: the DVC remote `lab` (default ../brainlike-dvc-remote, set in .dvc/config).
+# `make remote REMOTE=/lab/store` (or s3://bucket/prefix, ssh://user@host/path,
+# azure://container/path) points this clone at the lab's store in .dvc/config.local (git-ignored).
+remote: setup
+	@test -n "$(REMOTE)" || { echo "usage: make remote REMOTE=/path | s3://bucket/prefix | ssh://user@host/path | azure://container/path" >&2; exit 2; }
+	@$(BIN)/dvc remote add --local -d -f lab '$(REMOTE)'
+	@$(BIN)/dvc remote list
+
+# Push every cached output to a temporary local remote, pull into a fresh copy with an empty
+# cache, check that nothing would re-run. Needs a clean `dvc status` (e.g. after `make run`).
+remote-check: setup
+	@$(BIN)/python tools/dvc_remote_check.py . $(REMOTE_CHECK_ARGS)
