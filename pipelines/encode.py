@@ -6,7 +6,8 @@
 Reads ``encoding:``, ``patterns.output``, ``paths`` from params.yaml and the valid runs of
 ``<paths.metrics>/validation.json``; writes ``<encoding.output>/<NAME>/<stimulus>/`` and
 ``<paths.metrics>/encode/<NAME>.json`` (baseline: ``<encoding.baseline_output>/<stimulus>/`` and
-``<paths.metrics>/encode_baseline.json``).
+``<paths.metrics>/encode_baseline.json``). The per-run fits run where ``compute:`` says
+(``$BRAINLIKE_COMPUTE_SCHEDULER`` overrides it); the outputs are the same for every choice.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(p.encoding.threads)
     validation = Path(p.paths.metrics) / "validation.json"
     if args.baseline:
-        out = run_baseline(p.encoding, p.paths.prepared, validation, p.paths.atlases, p.paths.metrics)
+        out = run_baseline(p.encoding, p.paths.prepared, validation, p.paths.atlases, p.paths.metrics,
+                           compute=p.compute)
         name = "baseline"
     else:
         if args.model not in p.models:
             raise ConfigError(f"--model {args.model!r} is not a key of `models` in {args.params} "
                               f"(have: {', '.join(sorted(p.models))})")
         out = run_encode(args.model, p.encoding, p.patterns.output, p.paths.prepared, validation,
-                         p.paths.atlases, p.paths.metrics)
+                         p.paths.atlases, p.paths.metrics, compute=p.compute)
         name = args.model
     print(json.dumps({name: {s: {"r_mean": v["group"]["r_mean"], "r_top": v["group"]["r_top"], "total_s": v["total_s"]}
                              for s, v in out.items()}}))

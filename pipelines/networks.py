@@ -4,6 +4,7 @@
 
 Reads ``networks:``, ``models``, ``encoding.output``, ``paths`` from params.yaml; writes
 ``<networks.output>/`` (links.parquet, per-model thresholded maps) and ``<paths.metrics>/networks.json``.
+The (model, stimulus) matches run where ``compute:`` says.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = load_params(args.params)
     s = run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output,
-                     p.paths.metrics)
+                     p.paths.metrics, compute=p.compute)
     print(json.dumps({m: {st: v["n_links"] for st, v in d.items()} for m, d in s["models"].items()}
                      | {"total_s": s["total_s"]}))
 

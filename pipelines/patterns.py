@@ -3,7 +3,8 @@
     python pipelines/patterns.py --model NAME [--params params.yaml]
 
 Reads ``patterns:``, ``extract.output`` and ``paths.metrics`` from params.yaml; writes
-``<patterns.output>/<NAME>/<stimulus>/`` and ``<paths.metrics>/patterns/<NAME>.json``.
+``<patterns.output>/<NAME>/<stimulus>/`` and ``<paths.metrics>/patterns/<NAME>.json``. The
+per-stimulus fits run where ``compute:`` says.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         params = load_params(args.params)
-        metrics = run_patterns(args.model, params.patterns, params.extract.output, params.paths.metrics)
+        metrics = run_patterns(args.model, params.patterns, params.extract.output, params.paths.metrics,
+                               compute=params.compute)
         print(json.dumps({"model": args.model} | {k: {"r2": v["r2"], "sparsity": v["sparsity"]} for k, v in metrics.items()}))
     except BrainlikeError as exc:
         print(f"error: {exc}", file=sys.stderr)

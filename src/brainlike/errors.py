@@ -34,3 +34,7 @@ class DataError(BrainlikeError):
         if field:
             where = f"{where} [{field}]"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):
+        # pickle rebuilds from the real arguments, so a Dask worker's DataError reaches the caller intact
+        return (type(self), (self.path, self.problem, self.field))

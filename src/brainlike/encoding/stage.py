@@ -38,6 +38,11 @@ Outputs, written atomically, ``<output>/<name>/<stimulus>/``::
 where ``<name>`` is the model, or the baseline folder (``baseline_output``) for the baseline
 regressors: word rate + envelope proxy from the words table (:func:`word_baseline`), or the
 dataset's own ``baseline_columns`` when its confounds have them.
+
+``total_s`` of a stimulus is the seconds its run fits took (wherever they ran) plus its group
+level. The per-run fits are independent tasks (:class:`RunJob`, :func:`fit_run_job`) run where
+``compute`` says (serially here, or on Dask workers); the group level and every write stay in
+the stage's process, so the outputs do not depend on where the fits ran.
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.compute import executor_for
 from ..activations.extract import stimuli_from_runs
 from ..config import EncodingConfig
 from ..data.atlases import load_atlas
@@ -337,6 +344,61 @@ def summarise(maps: dict, targets: pd.DataFrame, cfg: EncodingConfig) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """One run's fit as an independent task: small, picklable, self-contained.
+
+    ``run`` is the loaded run when the task runs in the caller's process; elsewhere it is None
+    and the worker reads run ``run_id`` from the prepared store ``prepared`` itself.
+    ``atoms`` = (atoms (T, K), times (T,), names, source file) of the model, or None for the
+    baseline regressors.
+    """
+
+    run_id: str
+    prepared: str
+    cfg: EncodingConfig
+    networks: tuple[list[str], np.ndarray] | None
+    atoms: tuple[np.ndarray, np.ndarray, list[str], str] | None = None
+    run: Run | None = None
+
+
+def fit_run_job(job: RunJob) -> dict:
+    """:func:`encode_run` of one :class:`RunJob` (a Dask task; also run in process by ``serial``).
+
+    Torch and numpy's BLAS run on ``cfg.threads`` threads (when set): how a product of large
+    matrices (the network means, the GLM) splits its sums depends on the thread count, so a
+    fixed count gives the same numbers, to the last bit, in the stage's process and on any
+    worker of any machine. Returns :func:`encode_run`'s dict plus ``run_id``, ``subject``,
+    ``regressors`` (where the baseline regressors came from) and ``task_s``.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    run = job.run
+    if run is None:
+        run = next(iter_runs(job.prepared, [job.run_id]), None)
+        if run is None:
+            raise DataError(Path(job.prepared) / "manifest.json", f"run {job.run_id} is not in the prepared store",
+                            "runs")
+    if job.atoms is None:
+        b, src = baseline_regressors(run, job.cfg)
+        X, names = b.to_numpy(np.float64), None
+    else:
+        A, times, names, source = job.atoms
+        X, src = atoms_on_run(A, times, run, source), None
+    old = torch.get_num_threads()
+    if job.cfg.threads:
+        torch.set_num_threads(job.cfg.threads)
+    try:
+        with threadpool_limits(limits=job.cfg.threads):  # None: as they are
+            res = encode_run(X, run, job.cfg, job.networks, names)
+    finally:
+        torch.set_num_threads(old)
+    return res | {"run_id": run.run_id, "subject": str(run.subject), "regressors": src,
+                  "task_s": time.perf_counter() - t}
+
+
 def encode_stimulus(
     regressors_for: Callable[[Run], np.ndarray],
     runs: Sequence[Run],
@@ -345,7 +407,7 @@ def encode_stimulus(
     networks: tuple[list[str], np.ndarray] | None,
     names: Sequence[str] | None = None,
 ) -> dict:
-    """Fit every run of one stimulus, the group level, and write ``out`` (a new folder).
+    """Fit every run of one stimulus in this process, the group level, and write ``out`` (a new folder).
 
     Parameters
     ----------
@@ -357,17 +419,39 @@ def encode_stimulus(
     -------
     dict: the summary written to ``encode.json``.
     """
+    from threadpoolctl import threadpool_limits
+
+    results = []
+    for run in runs:
+        t = time.perf_counter()
+        with threadpool_limits(limits=cfg.threads):  # as fit_run_job
+            res = encode_run(regressors_for(run), run, cfg, networks, names)
+        results.append(res | {"run_id": run.run_id, "subject": str(run.subject), "task_s": time.perf_counter() - t})
+    return write_stimulus(results, cfg, out)
+
+
+def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> dict:
+    """Group level of one stimulus from its run fits (in run order); write ``out`` (a new folder).
+
+    Parameters
+    ----------
+    results : dicts of :func:`encode_run` with ``run_id``, ``subject`` and ``task_s`` added
+        (:func:`fit_run_job`)
+    out : folder to create
+
+    Returns
+    -------
+    dict: the summary written to ``encode.json`` (without the stage's keys).
+    """
     out.mkdir(parents=True)
     by_subject: dict[str, list[dict]] = {}
     subj_tabs, timing = [], {"maps_s": 0.0, "targets_s": 0.0}
-    for run in runs:
-        res = encode_run(regressors_for(run), run, cfg, networks, names)
-        res["run_id"] = run.run_id
-        by_subject.setdefault(str(run.subject), []).append(res)
+    for res in results:
+        by_subject.setdefault(res["subject"], []).append(res)
         for k, v in res["timing"].items():
             timing[k] += v
     subjects = sorted(by_subject)
-    summary: dict = {"subjects": {}, "n_runs": len(runs), "n_subjects": len(subjects)}
+    summary: dict = {"subjects": {}, "n_runs": len(results), "n_subjects": len(subjects)}
     sub_z, sub_valid, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], []
     for s in subjects:
         res = by_subject[s]
@@ -481,10 +565,14 @@ def _group_targets(target_r: list[pd.Series], nulls: list, subj_tabs: list[pd.Da
 
 
 # --- stage drivers ---------------------------------------------------------------------------
-def _networks_if_needed(runs: Iterable[Run], cfg: EncodingConfig, atlases_root):
-    if any(r.space == "fsaverage5" for r in runs):
-        return network_targets(cfg.target_atlases, atlases_root)
-    return None
+def _networks_if_needed(runs: Iterable[Run], cfg: EncodingConfig, atlases_root, cache: dict | None = None):
+    """Network targets when a run is on fsaverage5 (read once per ``cache``), else None."""
+    if not any(r.space == "fsaverage5" for r in runs):
+        return None
+    cache = {} if cache is None else cache
+    if "nets" not in cache:
+        cache["nets"] = network_targets(cfg.target_atlases, atlases_root)
+    return cache["nets"]
 
 
 def run_encode(
@@ -495,8 +583,15 @@ def run_encode(
     validation_json: str | Path,
     atlases_root: str | Path,
     metrics_dir: str | Path,
+    compute=None,
 ) -> dict:
     """Stage ``encode`` of one model: ``<cfg.output>/<model>/<stimulus>/`` and ``<metrics>/encode/<model>.json``.
+
+    Parameters
+    ----------
+    compute : ComputeConfig or Executor, optional
+        Where the per-run fits run (default: serially, in this process); the group level
+        and the writing stay here. The outputs are the same for every choice.
 
     Raises
     ------
@@ -508,8 +603,8 @@ def run_encode(
     if not folders:
         raise DataError(root, "no pattern bases (no */atoms.parquet); run `dvc repro patterns` first")
     by_stim = valid_runs_by_stimulus(prepared, validation_json)
-    return _run_all(model, cfg.output, [(f.name, f) for f in folders], by_stim, cfg, atlases_root, metrics_dir,
-                    baseline=False)
+    return _run_all(model, cfg.output, [(f.name, f) for f in folders], by_stim, cfg, prepared, atlases_root,
+                    metrics_dir, baseline=False, compute=compute)
 
 
 def run_baseline(
@@ -518,43 +613,50 @@ def run_baseline(
     validation_json: str | Path,
     atlases_root: str | Path,
     metrics_dir: str | Path,
+    compute=None,
 ) -> dict:
-    """Stage ``encode_baseline``: the baseline regressors of every stimulus with valid runs."""
+    """Stage ``encode_baseline``: the baseline regressors of every stimulus with valid runs.
+
+    ``compute`` as in :func:`run_encode`.
+    """
     by_stim = valid_runs_by_stimulus(prepared, validation_json)
     if not by_stim:
         raise DataError(validation_json, "no valid run to encode", "valid_runs")
-    return _run_all("baseline", cfg.baseline_output, [(s, None) for s in sorted(by_stim)], by_stim, cfg,
-                    atlases_root, metrics_dir, baseline=True)
+    return _run_all("baseline", cfg.baseline_output, [(s, None) for s in sorted(by_stim)], by_stim, cfg, prepared,
+                    atlases_root, metrics_dir, baseline=True, compute=compute)
 
 
-def _run_all(name, out_root, items, by_stim, cfg, atlases_root, metrics_dir, baseline: bool) -> dict:
+def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metrics_dir, baseline: bool,
+             compute=None) -> dict:
     t0 = time.perf_counter()
     summaries: dict = {}
     dest = Path(out_root) if baseline else Path(out_root) / name
-    with atomic_path(dest) as tmp:
-        tmp.mkdir(parents=True)
+    nets_cache: dict = {}
+    with executor_for(compute) as ex:
+        # every run of every stimulus is one independent task; the group level stays here
+        jobs, per_stim = [], []
         for stim, folder in items:
             runs = by_stim.get(stim)
             if not runs:
                 raise DataError(folder, f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
+            nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
+            atoms = None if baseline else (*load_atoms(folder), str(folder / ATOMS_FILE))
+            per_stim.append((stim, runs, atoms, len(jobs)))
+            jobs += [RunJob(r.run_id, str(prepared), cfg, nets, atoms, r if ex.in_process else None) for r in runs]
+        results = ex.map(fit_run_job, jobs, key_prefix=f"encode-{name}")
+    with atomic_path(dest) as tmp:
+        tmp.mkdir(parents=True)
+        for stim, runs, atoms, i0 in per_stim:
             t = time.perf_counter()
-            nets = _networks_if_needed(runs, cfg, atlases_root)
+            res = results[i0:i0 + len(runs)]
+            s = write_stimulus(res, cfg, tmp / stim)
             if baseline:
-                sources = {}
-
-                def regs(run, _s=sources):
-                    b, src = baseline_regressors(run, cfg)
-                    _s[run.run_id] = src
-                    return b.to_numpy(np.float64)
-
-                s = encode_stimulus(regs, runs, cfg, tmp / stim, nets, None)
-                s["regressors"] = sorted(set(sources.values()))
+                s["regressors"] = sorted({r["regressors"] for r in res})
             else:
-                A, times, names = load_atoms(folder)
-                s = encode_stimulus(lambda run: atoms_on_run(A, times, run, folder / ATOMS_FILE), runs, cfg,
-                                    tmp / stim, nets, names)
-                s["n_atoms"] = len(names)
-            s |= {"name": name, "stimulus": stim, "space": runs[0].space, "total_s": round(time.perf_counter() - t, 2),
+                s["n_atoms"] = len(atoms[2])
+            # seconds spent on this stimulus: its run fits (wherever they ran) + the group level
+            total = sum(r["task_s"] for r in res) + time.perf_counter() - t
+            s |= {"name": name, "stimulus": stim, "space": runs[0].space, "total_s": round(total, 2),
                   "params": cfg.model_dump(mode="json")}
             (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
             summaries[stim] = s

@@ -1,8 +1,11 @@
 """Stage ``networks``: every model's group atom maps -> links to functional brain networks.
 
-One process for all models, so the spin-test rotations (``n_spins`` nearest-neighbour
-permutations of the fsaverage5 sphere, ~13 s for 1,000) are built once and reused for every
+One stage for all models, so the spin-test rotations (``n_spins`` nearest-neighbour
+permutations of the fsaverage5 sphere, ~11 s for 1,000) are built once and reused for every
 model and atom. Only fsaverage5 stimuli are matched (ROI data have no maps to threshold).
+Each (model, stimulus) is an independent task (:func:`match_task`) run where ``compute`` says;
+on Dask the rotations are built here and sent once to every worker (``scatter``), and the
+workers read the encoding folders themselves. Tables and maps come back here to be written.
 
 Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertices) and
 ``sub-*.npz`` (subject z); writes, atomically, ``<output>/``::
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.compute import executor_for
 from ..errors import DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
 from .spin import spin_permutations
@@ -79,6 +83,19 @@ def match_model_stimulus(folder: Path, model: str, nets, perms, cfg) -> tuple[pd
     return table, {"group": group_maps, "subjects": subj, "subject_ids": np.array(ids), "valid": valid}
 
 
+def match_task(job: tuple[str, str, object], shared: tuple) -> tuple[pd.DataFrame, dict, float]:
+    """:func:`match_model_stimulus` of ``job`` = (folder, model, NetworksConfig) as a task.
+
+    ``shared`` = (NetworkSet, spin permutations), the same for every task. Returns the table,
+    the maps and the task's seconds.
+    """
+    t = time.perf_counter()
+    folder, model, cfg = job
+    nets, perms = shared
+    table, maps = match_model_stimulus(Path(folder), model, nets, perms, cfg)
+    return table, maps, time.perf_counter() - t
+
+
 def run_networks(
     models: list[str],
     cfg,
@@ -86,6 +103,7 @@ def run_networks(
     atlases_root: str | Path,
     output: str | Path,
     metrics_dir: str | Path,
+    compute=None,
 ) -> dict:
     """Stage ``networks`` for ``models``; returns the summary.
 
@@ -97,6 +115,8 @@ def run_networks(
     atlases_root : ``paths.atlases``
     output : the stage's output folder (``networks.output``)
     metrics_dir : ``paths.metrics``
+    compute : ComputeConfig or Executor, optional
+        Where the (model, stimulus) matches run (default: serially, in this process).
     """
     t0 = time.perf_counter()
     nets = network_set(cfg.atlases, atlases_root)
@@ -107,11 +127,12 @@ def run_networks(
     t = time.perf_counter()
     perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex) if todo else None
     summary["spins_s"] = round(time.perf_counter() - t, 2)
+    with executor_for(compute) as ex:
+        shared = ex.share((nets, perms)) if todo else None
+        done = ex.map(match_task, [(str(f), m, cfg) for m, f in todo], key_prefix="networks", shared=shared)
     with atomic_path(output) as tmp:
         tmp.mkdir(parents=True)
-        for model, folder in todo:
-            t = time.perf_counter()
-            table, maps = match_model_stimulus(folder, model, nets, perms, cfg)
+        for (model, folder), (table, maps, seconds) in zip(todo, done):
             dest = tmp / model / folder.name
             dest.mkdir(parents=True)
             np.savez_compressed(dest / MAPS_FILE, **maps)
@@ -123,7 +144,7 @@ def run_networks(
                 "n_atoms": int(maps["group"].shape[0]),
                 "n_nonempty_maps": int(maps["group"].any(-1).sum()),
                 "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
-                "seconds": round(time.perf_counter() - t, 2),
+                "seconds": round(seconds, 2),
             }
         cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)

@@ -14,7 +14,8 @@ Reads ``<activations>/<model>/<stimulus>/`` (see ``activations.store``) and writ
 
 The dictionary is fitted on the TR grid heard by most runs of the stimulus (the primary grid).
 ANs stream from the store chunk by chunk and are scaled to unit norm on the fly (never two copies
-of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``.
+of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``. Each stimulus is an independent
+task (:func:`fit_task`) run where ``compute`` says.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.compute import executor_for
 from .._utils.hashing import sha256_file
 from ..activations.store import SIDECAR, ActivationSet
 from ..errors import DataError
@@ -170,8 +172,24 @@ def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     return metrics
 
 
-def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path) -> dict:
+def fit_task(job: tuple[str, object, str]) -> tuple[str, dict]:
+    """:func:`fit_stimulus` of ``job`` = (activations folder, PatternsConfig, output folder) as a task.
+
+    The worker reads the activations and writes the outputs itself (a filesystem shared with
+    the stage's process); the solver pins its own threads (``cpu_threads``), so the fit is the
+    same wherever it runs. Returns (stimulus, metrics).
+    """
+    folder, cfg, out = job
+    return Path(folder).name, fit_stimulus(Path(folder), cfg, Path(out))
+
+
+def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, compute=None) -> dict:
     """Fit every stimulus of ``model``; write ``<cfg.output>/<model>/`` and the metrics JSON atomically.
+
+    Parameters
+    ----------
+    compute : ComputeConfig or Executor, optional
+        Where the per-stimulus fits run (default: serially, in this process).
 
     Raises
     ------
@@ -183,11 +201,11 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path) -> 
     if not folders:
         raise DataError(root, "no extracted activations (no */activations.json); run `dvc repro extract` first")
     t0 = time.perf_counter()
-    metrics: dict = {}
     with atomic_path(Path(cfg.output) / model) as tmp:
         tmp.mkdir(parents=True)
-        for folder in folders:
-            metrics[folder.name] = fit_stimulus(folder, cfg, tmp / folder.name)
+        with executor_for(compute) as ex:
+            done = ex.map(fit_task, [(str(f), cfg, str(tmp / f.name)) for f in folders], key_prefix=f"patterns-{model}")
+        metrics: dict = dict(done)
     metrics_path = Path(metrics_dir) / "patterns" / f"{model}.json"
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(metrics_path, json.dumps({"model": model, "stimuli": metrics,

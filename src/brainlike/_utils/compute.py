@@ -1,0 +1,255 @@
+"""Where independent units of work run: in process (``serial``) or on Dask workers.
+
+One small layer over ``dask.distributed`` so that stages say *what* is independent (one task
+per run, per (model, stimulus), ...) and params.yaml says *where* it runs::
+
+    with open_executor(params.compute) as ex:
+        results = ex.map(fit_one, jobs, key_prefix="encode")   # input order
+
+- ``serial``: a plain loop in the calling process; dask is not even imported.
+- ``local``: a :class:`dask.distributed.LocalCluster` of worker *processes* (``n_workers``,
+  default one per core) and a :class:`~dask.distributed.Client`; no dashboard, no network.
+- an address (``tcp://host:8786``): a client of a running scheduler, e.g. one started by
+  dask-jobqueue on Slurm or by dask-kubernetes. Workers then need the same filesystem as
+  the caller: tasks take paths and read their own inputs from disk.
+
+``BRAINLIKE_COMPUTE_SCHEDULER`` overrides ``compute.scheduler`` (as ``MLFLOW_TRACKING_URI``
+overrides the registry's uri). Tasks are module-level functions with picklable arguments. On a
+worker every task runs with ``threads_per_worker`` threads for torch and the BLAS libraries
+(threadpoolctl), so that a result does not depend on how many tasks share a machine; stages
+that pin threads for determinism (encoding ``threads``, the patterns solver) still do so inside
+the task. A task whose worker dies (out of memory, a killed node) is rerun by Dask on another
+worker: up to ``retries`` times on a ``local`` cluster (the scheduler's ``allowed-failures``; an
+external scheduler uses its own setting), and a task raising an unexpected exception (an I/O
+error on a network filesystem) is resubmitted ``retries`` times. A task's own
+:class:`~brainlike.errors.BrainlikeError` (bad data, bad params) is deterministic: it is not
+retried and comes back to the caller as the same exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BrainlikeError, ConfigError
+
+ENV_SCHEDULER = "BRAINLIKE_COMPUTE_SCHEDULER"
+PARAMS_KEY = "compute.scheduler"
+
+
+def effective_scheduler(cfg) -> str:
+    """``compute.scheduler``, or ``$BRAINLIKE_COMPUTE_SCHEDULER`` when set (validated the same way)."""
+    env = os.environ.get(ENV_SCHEDULER, "").strip()
+    if not env:
+        return cfg.scheduler
+    from ..config import ComputeConfig
+
+    try:
+        return ComputeConfig(scheduler=env).scheduler
+    except Exception as exc:  # pydantic's ValidationError, one line for the user
+        raise ConfigError(f"${ENV_SCHEDULER}={env!r}: expected 'serial', 'local' or a Dask scheduler address "
+                          f"such as tcp://10.0.0.5:8786 (it overrides {PARAMS_KEY})") from exc
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """A task run with ``threads`` torch / BLAS threads (module-level, so it pickles)."""
+
+    fn: Callable
+    threads: int
+
+    def __call__(self, *args):
+        import sys
+
+        from threadpoolctl import threadpool_limits
+
+        torch = sys.modules.get("torch")  # set only if the task's module already uses torch
+        old = torch.get_num_threads() if torch is not None else None
+        if torch is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            with threadpool_limits(limits=self.threads):
+                return self.fn(*args)
+        except BrainlikeError as exc:
+            # bad data or params: the same on every retry, so returned (not raised) to skip retries
+            return _Raised(exc)
+        finally:
+            if torch is not None:
+                torch.set_num_threads(old)
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """A task's own BrainlikeError, carried back to the caller as a result."""
+
+    exc: BrainlikeError
+
+
+class Executor:
+    """Runs independent tasks serially or on a Dask cluster; made by :func:`open_executor`.
+
+    Attributes
+    ----------
+    scheduler : str
+        ``serial``, ``local`` or the scheduler address.
+    client : dask.distributed.Client or None
+        None for ``serial``.
+    in_process : bool
+        True when tasks run in this process (``serial``): callers may then hand them objects
+        already in memory instead of paths.
+    """
+
+    def __init__(self, scheduler: str, client=None, threads: int = 1, retries: int = 0):
+        self.scheduler = scheduler
+        self.client = client
+        self.threads = threads
+        self.retries = retries
+
+    @property
+    def in_process(self) -> bool:
+        return self.client is None
+
+    @property
+    def n_workers(self) -> int:
+        """Workers currently connected (1 for ``serial``)."""
+        if self.client is None:
+            return 1
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def share(self, value: Any) -> Any:
+        """Make a large read-only value available to every task of :meth:`map` (``shared=``).
+
+        Serial: the value itself. Dask: a future of the value, sent once to every worker
+        (``scatter(broadcast=True)``) instead of once per task.
+        """
+        if self.client is None:
+            return value
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        *,
+        key_prefix: str | None = None,
+        pure: bool = False,
+        shared: Any = None,
+    ) -> list:
+        """``[fn(item) for item in items]``, the calls run as independent tasks.
+
+        Parameters
+        ----------
+        fn : module-level callable of one argument (two with ``shared``: ``fn(item, shared)``)
+        items : picklable arguments, one task each
+        key_prefix : str, optional
+            Names the tasks in Dask (``<prefix>-<index>-<token>``); default ``fn``'s name.
+        pure : bool
+            True lets Dask reuse the result of an identical earlier call (same fn and item).
+        shared : optional
+            A value from :meth:`share`, passed to every call as the second argument.
+
+        Returns
+        -------
+        list of results, in the order of ``items``. The first task to raise re-raises its
+        exception here (the others are released).
+        """
+        items = list(items)
+        extra = () if shared is None else (shared,)
+        if self.client is None:
+            return [fn(it, *extra) for it in items]
+        prefix = key_prefix or getattr(fn, "__name__", "task")
+        task = _Pinned(fn, self.threads)
+        token = uuid.uuid4().hex[:8]
+        from distributed import as_completed
+
+        futures = [self.client.submit(task, it, *extra, key=None if pure else f"{prefix}-{i:05d}-{token}",
+                                      pure=pure, retries=self.retries)
+                   for i, it in enumerate(items)]
+        where: dict[str, list[int]] = {}
+        for i, f in enumerate(futures):
+            where.setdefault(f.key, []).append(i)
+        out: list = [None] * len(items)
+        try:
+            for f in as_completed(futures):
+                res = f.result()  # re-raises an unexpected exception once its retries are spent
+                if isinstance(res, _Raised):
+                    raise res.exc
+                for i in where[f.key]:
+                    out[i] = res
+        finally:
+            self.client.cancel(futures)
+        return out
+
+
+@contextlib.contextmanager
+def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
+    """An :class:`Executor` for the ``compute`` section; closes the cluster/client on exit.
+
+    Parameters
+    ----------
+    cfg : ComputeConfig, optional
+        Default: serial.
+    connect_timeout_s : float
+        How long to wait for a scheduler address to answer.
+
+    Raises
+    ------
+    ConfigError
+        The scheduler address cannot be reached within ``connect_timeout_s``.
+    """
+    if cfg is None:
+        from ..config import ComputeConfig
+
+        cfg = ComputeConfig()
+    scheduler = effective_scheduler(cfg)
+    if scheduler == "serial":
+        yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        import dask
+
+        # The scheduler runs here: ``retries`` also bounds how often a task may lose its worker.
+        # Dask's default MALLOC_TRIM_THRESHOLD_ for workers hands every freed large array back
+        # to the OS; the fits allocate many large temporaries, and with it a run's encoding fit
+        # took ~1.6x as long on a worker as in process (measured on the default), so it is unset.
+        with dask.config.set({"distributed.scheduler.allowed-failures": cfg.retries,
+                              "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=cfg.n_workers or os.cpu_count() or 1,
+                                   threads_per_worker=cfg.threads_per_worker, memory_limit=cfg.memory_limit,
+                                   processes=True, host="127.0.0.1", dashboard_address=None,
+                                   # no dashboard; the scheduler's health endpoint on a free local port
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        try:
+            with Client(cluster) as client:
+                yield Executor("local", client, cfg.threads_per_worker, cfg.retries)
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, timeout=connect_timeout_s)
+    except (OSError, TimeoutError) as exc:
+        src = f"${ENV_SCHEDULER}" if os.environ.get(ENV_SCHEDULER, "").strip() else PARAMS_KEY
+        raise ConfigError(f"{src}: cannot reach the Dask scheduler at {scheduler} within {connect_timeout_s:g} s "
+                          f"({type(exc).__name__}: {exc}); expected a running scheduler (dask scheduler, "
+                          "dask-jobqueue, dask-kubernetes) or 'serial' / 'local'") from None
+    try:
+        yield Executor(scheduler, client, cfg.threads_per_worker, cfg.retries)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def executor_for(compute=None) -> Iterator[Executor]:
+    """``compute`` as an executor: an open :class:`Executor` is used as it is (several stages
+    share one cluster), a ComputeConfig (or None: serial) is opened and closed here."""
+    if isinstance(compute, Executor):
+        yield compute
+        return
+    with open_executor(compute) as ex:
+        yield ex
