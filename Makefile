@@ -65,3 +65,8 @@ remote: setup
 # cache, check that nothing would re-run. Needs a clean `dvc status` (e.g. after `make run`).
 remote-check: setup
 	@$(BIN)/python tools/dvc_remote_check.py . $(REMOTE_CHECK_ARGS)
+
+# Dask: rerun encode -> networks -> metrics on a 2-worker LocalCluster into build/compute-check/
+# and compare organization.json with the serial `dvc repro` (needs an existing `make run`).
+compute-check: setup
+	@$(BIN)/python tools/compute_check.py --n-workers 2 $(COMPUTE_CHECK_ARGS)
