@@ -8,6 +8,9 @@ BENCHES = {
     "extract": "brainlike.bench.extract",
     "patterns": "brainlike.bench.patterns",
     "encode": "brainlike.bench.encode",
+    "scaling": "brainlike.bench.scaling",
+    "memory": "brainlike.bench.memory",
+    "all": "brainlike.bench.all",
 }
 
 

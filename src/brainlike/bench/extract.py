@@ -13,6 +13,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import resource
 import tempfile
 import time
@@ -78,6 +79,30 @@ def _one(name: str, cache: str, context: int, stride: int, repeats: int, q) -> N
     })
 
 
+def run_models(models: list[str], cache: str = "data/models", context: int = 512, stride: int = 256,
+               repeats: int = 3) -> list[dict]:
+    """Benchmark each model in its own spawned process (its ``peak_rss_mb`` is that process's own)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ctx = mp.get_context("spawn")
+    results = []
+    for name in models:
+        q = ctx.Queue()
+        p = ctx.Process(target=_one, args=(name, cache, context, stride, repeats, q))
+        p.start()
+        res = None
+        while res is None:  # a child that dies before reporting must not hang the caller
+            try:
+                res = q.get(timeout=2)
+            except queue.Empty:
+                if not p.is_alive():
+                    break
+        p.join()
+        if res is None:
+            raise RuntimeError(f"extraction benchmark of {name!r} failed (exit code {p.exitcode})")
+        results.append(res)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brainlike.bench extract")
     ap.add_argument("--models", default="minilm-l6,gemma3-270m")
@@ -87,16 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="metrics/bench_extract.json")
     args = ap.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ctx = mp.get_context("spawn")
-    results = []
-    for name in args.models.split(","):
-        q = ctx.Queue()
-        p = ctx.Process(target=_one, args=(name, args.cache, args.context, args.stride, args.repeats, q))
-        p.start()
-        res = q.get()
-        p.join()
-        results.append(res)
+    results = run_models(args.models.split(","), args.cache, args.context, args.stride, args.repeats)
+    for res in results:
         print(json.dumps(res))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.memory import limit_heap_growth
 from .._utils.compute import executor_for
 from .._utils.hashing import sha256_file
 from ..activations.store import SIDECAR, ActivationSet
@@ -44,6 +45,7 @@ def primary_grid(aset: ActivationSet) -> dict:
 
 def unit_columns(aset: ActivationSet, grid: str):
     """A re-iterable stream of the grid's AN chunks scaled to unit-norm columns."""
+    limit_heap_growth()  # batch temporaries must not pile up on the heap over millions of ANs
 
     def gen():
         for c in aset.iter_chunks(grid):
