@@ -21,8 +21,7 @@ import sys
 
 from brainlike.activations import extract_stimulus, load_model, materialise, needs_materialise, stimuli_from_runs
 from brainlike.activations.gate import enforce_activation_gate
-from brainlike.activations.models import _read_config
-from brainlike.activations.sites import family_for
+from brainlike.activations.models import model_family
 from brainlike.activations.vlm import event_stimuli_from_runs, extract_events, vlm_families
 from brainlike._utils.atomic import write_text_atomic
 from brainlike._utils.compute import open_executor
@@ -78,22 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         # Only runs that passed the data gates (stage `validate`) reach the models.
         valid = read_valid_runs(params.paths.metrics / "validation.json")
         runs = list(iter_runs(params.paths.prepared, run_ids=valid))
+        done: dict[str, dict] = {name: {} for name in model_dirs}
         with open_executor(params.compute) as ex:
-            jobs = []
-            for name, model_dir in model_dirs.items():
-                model = by_name[name]
-                # in process: load once per model; on workers each task loads its own copy
-                loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
-                family = loaded.family if loaded else family_for(_read_config(model_dir), str(model_dir / "config.json"))
-                # Vision-language models see image+caption events; text models see every stimulus's
-                # words (a movie's captions included). A VLM never gets a text-only stimulus.
-                vlm = family.name in vlm_families()
-                stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
-                jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded) for stim in stims]
-            done: dict[str, dict] = {name: {} for name in model_dirs}
-            for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract"):
-                done[name][stim_id] = report.get("status")
-                print(json.dumps({"model": name, "stimulus": stim_id} | report))
+            # In process: one model in memory at a time, loaded once for all its stimuli. On Dask:
+            # every (model, stimulus) at once, each worker task loading its own copy.
+            batches = [[name] for name in model_dirs] if ex.in_process else [list(model_dirs)]
+            for names in batches:
+                jobs = []
+                for name in names:
+                    model, model_dir = by_name[name], model_dirs[name]
+                    loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
+                    family = loaded.family if loaded else model_family(model_dir)
+                    # Vision-language models see image+caption events; text models see every stimulus's
+                    # words (a movie's captions included). A VLM never gets a text-only stimulus.
+                    vlm = family.name in vlm_families()
+                    stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
+                    jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded) for stim in stims]
+                for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract"):
+                    done[name][stim_id] = report.get("status")
+                    print(json.dumps({"model": name, "stimulus": stim_id} | report))
+                del jobs, loaded  # release this model before the next one loads
         # The stage's output always exists and says which stimuli this model saw (possibly none).
         for name, stims in done.items():
             write_text_atomic(cfg.output / name / "index.json",

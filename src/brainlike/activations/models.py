@@ -67,6 +67,12 @@ def max_tokens(config, family: Family, tokenizer) -> int:
     return limit
 
 
+def model_family(model_dir: str | Path) -> Family:
+    """The neuron-site family of a model folder, from its config.json alone (no weights loaded)."""
+    model_dir = Path(model_dir)
+    return family_for(_read_config(model_dir), str(model_dir / "config.json"))
+
+
 def load_model(model_dir: str | Path, trained: bool = True, seed: int = 0, device: str = "cpu") -> LoadedModel:
     """Load the base model and fast tokenizer from a local Hugging Face folder.
 
