@@ -99,9 +99,11 @@ class _Prep:
 
     def __init__(self, mode: Highpass, basis: torch.Tensor, split: _Split):
         self.mode, self.basis, self.split = mode, basis, split
+        # index tensors once: indexing a tensor with a numpy array converts it on every call
+        self._idx = (torch.as_tensor(split.train, dtype=torch.long), torch.as_tensor(split.test, dtype=torch.long))
 
     def __call__(self, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tr, te = self.split.train, self.split.test
+        tr, te = (i.to(A.device) for i in self._idx)
         if self.mode == "fold":
             return _residualise(A[tr], self.basis[tr]), _residualise(A[te], self.basis[te])
         mu = A[tr].mean(0, keepdim=True)

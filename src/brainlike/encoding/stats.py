@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import special
 
 from ..errors import ConfigError, DataError
 from .glm import t_to_z, two_sided_p
 
-__all__ = ["fdr_bh", "group_one_sample", "two_sided_p"]
+__all__ = ["bootstrap_ci", "fdr_bh", "group_one_sample", "paired_comparison", "sign_flip_p", "two_sided_p"]
 
 
 def fdr_bh(p: np.ndarray, alpha: float = 0.05, axis: int | None = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -76,3 +78,105 @@ def group_one_sample(maps: np.ndarray) -> dict[str, np.ndarray]:
     p = 2 * special.stdtr(dof, -np.abs(t))
     _, z = t_to_z(t, dof)
     return {"t": t, "p": p, "z": z, "mean": mean, "dof": float(dof)}
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+    denominator: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Percentile bootstrap CI of a mean over the first axis (the resampling unit, e.g. subjects).
+
+    Parameters
+    ----------
+    values : array of shape (n_units, ...)
+        One value per unit (subject) and target; NaN units are left out of each mean.
+    n_boot : int
+        Resamples (units drawn with replacement, seeded: the same draws for every target).
+    ci : float
+        Coverage of the interval (0.95: the 2.5th and 97.5th percentiles).
+    denominator : array like ``values``, optional
+        When given the statistic is the ratio of means ``mean(values) / mean(denominator)``,
+        units resampled as pairs (e.g. r over the noise ceiling).
+
+    Returns
+    -------
+    dict with ``value`` (the statistic on the data), ``ci_low``, ``ci_high``, each of shape
+    ``values.shape[1:]``; NaN where fewer than 2 units are finite.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise DataError(None, "bootstrap needs at least one unit", "values")
+    if not 0 < ci < 1:
+        raise ConfigError(f"ci must be in (0, 1), got {ci}")
+    d = None if denominator is None else np.asarray(denominator, dtype=np.float64)
+    if d is not None and d.shape != x.shape:
+        raise DataError(None, f"denominator shape {d.shape} differs from values {x.shape}", "denominator")
+
+    def stat(idx):
+        with warnings.catch_warnings():  # all-NaN columns: NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(x[idx], axis=0)
+            if d is None:
+                return m
+            dm = np.nanmean(d[idx], axis=0)
+            return np.where(dm != 0, m / np.where(dm != 0, dm, 1.0), np.nan)
+
+    n = x.shape[0]
+    value = stat(np.arange(n))
+    idx = np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
+    boots = np.stack([stat(i) for i in idx])
+    lo, hi = np.nanpercentile(boots, [50 * (1 - ci), 50 * (1 + ci)], axis=0) if n >= 2 else (np.nan, np.nan)
+    finite = np.isfinite(x).sum(0) >= 2
+    return {"value": value, "ci_low": np.where(finite, lo, np.nan), "ci_high": np.where(finite, hi, np.nan)}
+
+
+def sign_flip_p(d: np.ndarray, n_max_exact: int = 16, n_random: int = 20000, seed: int = 0) -> np.ndarray:
+    """One-sided sign-flip permutation p of ``mean(d) > 0`` over the first axis (paired units).
+
+    Exact (all 2^n sign patterns) for n <= ``n_max_exact`` units, else ``n_random`` seeded
+    patterns. ``p = #{flipped mean >= observed mean} / #patterns`` (the identity included).
+
+    Parameters
+    ----------
+    d : array of shape (n_units, ...)
+        Paired differences (e.g. model minus twin per subject); NaN units are dropped per column
+        only when the whole column's units are finite (else p is NaN).
+
+    Returns
+    -------
+    array of shape ``d.shape[1:]``
+    """
+    d = np.asarray(d, dtype=np.float64)
+    n = d.shape[0]
+    flat = d.reshape(n, -1)
+    if n <= n_max_exact:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1, 1], size=(n_random, n))
+        signs[0] = 1
+    null = signs @ np.nan_to_num(flat) / n
+    obs = np.nan_to_num(flat).mean(0)
+    p = ((null >= obs[None, :] - 1e-12).sum(0)) / signs.shape[0]
+    p = np.where(np.isfinite(flat).all(0), p, np.nan)
+    return p.reshape(d.shape[1:])
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Paired comparison of two fits scored on the same units (subjects): a - b.
+
+    Returns
+    -------
+    dict with ``mean_difference``, ``ci_low``, ``ci_high`` (bootstrap over units), ``p``
+    (one-sided sign-flip test of a > b), ``n`` (units).
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return {"mean_difference": float(d.mean()) if d.size else None, "ci_low": None, "ci_high": None,
+                "p": None, "n": int(d.size)}
+    bc = bootstrap_ci(d, n_boot=n_boot, ci=ci, seed=seed)
+    return {"mean_difference": float(bc["value"]), "ci_low": float(bc["ci_low"]), "ci_high": float(bc["ci_high"]),
+            "p": float(sign_flip_p(d, seed=seed)), "n": int(d.size)}
