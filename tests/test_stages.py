@@ -19,7 +19,8 @@ from scipy.ndimage import gaussian_filter1d
 from brainlike.config import EncodingConfig, NetworksConfig, parse_params
 from brainlike.data.run import Run
 from brainlike.data.store import write_store
-from brainlike.encoding.stage import atoms_on_run, fixed_effects_group, run_baseline, run_encode
+from brainlike.encoding.fit import fixed_effects_group
+from brainlike.encoding.stage import atoms_on_run, run_baseline, run_encode
 from brainlike.metrics.stage import run_metrics
 from brainlike.networks import network_set
 from brainlike.networks.stage import run_networks

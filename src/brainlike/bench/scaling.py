@@ -88,13 +88,10 @@ def encode_data(T: int, K: int, V: int, seed: int = 0) -> dict:
 
 def _encoding_cfg(params: str | Path | None):
     from brainlike.config import EncodingConfig, load_params
+    from brainlike.encoding.fit import vertex_config
 
     cfg = load_params(params).encoding if params and Path(params).is_file() else EncodingConfig()
-    vertex = cfg.model_copy(update={  # as brainlike.encoding.stage.encode_run for fsaverage5 runs
-        "alphas": cfg.vertex_alphas or cfg.alphas,
-        "n_inner_folds": cfg.vertex_inner_folds or cfg.n_inner_folds,
-        "n_permutations": cfg.n_permutations if cfg.vertex_permutations else 0,
-    })
+    vertex = vertex_config(cfg)
     return cfg, vertex
 
 
@@ -105,7 +102,7 @@ def encode_curve(ns=ENCODE_N, T: int = 440, K: int = 64, repeats: int = 1, param
     import torch
 
     from brainlike.encoding import fit_subject
-    from brainlike.encoding.stage import _targets_fit
+    from brainlike.encoding.fit import targets_fit
 
     cfg, vcfg = _encoding_cfg(params)
     d = encode_data(T, K, max(ns))
@@ -127,7 +124,7 @@ def encode_curve(ns=ENCODE_N, T: int = 440, K: int = 64, repeats: int = 1, param
         # the per-run network-target fit (full grid + permutations), independent of V
         Yt = d["Y"][:, :n_network_targets * 64].astype(np.float64).reshape(T, n_network_targets, 64).mean(2)
         t = time.perf_counter()
-        _targets_fit(d["A"], Yt, d["frame_times"], d["confounds"], cfg)
+        targets_fit(d["A"], Yt, d["frame_times"], d["confounds"], cfg)
         targets_s = time.perf_counter() - t
     finally:
         torch.set_num_threads(old)

@@ -49,8 +49,7 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,22 +65,16 @@ from ..data.run import Run
 from ..data.store import iter_runs
 from ..errors import DataError
 from ..validation.stage import read_valid_runs
-from .baseline import dataset_baseline, word_baseline
-from .fit import fit_group, fit_subject
-from .ridge import cross_validated_ridge, permutation_test_r
-from .glm import two_sided_p
-from .stats import fdr_bh
+from .baseline import baseline_regressors
+from .shared import shared_report
+from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group, fixed_effects_group
 
 ATOMS_FILE = "atoms.parquet"
 SUMMARY_FILE = "encode.json"
+SHARED_FILE = "shared.json"
 
 
 # --- inputs --------------------------------------------------------------------------------
-def frame_times(run: Run) -> np.ndarray:
-    """Stimulus-clock acquisition times of the run's rows, shape (n_trs,)."""
-    return float(run.t0) + float(run.tr) * np.arange(run.n_trs, dtype=np.float64)
-
-
 def load_atoms(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Temporal atoms of one (model, stimulus) patterns folder.
 
@@ -117,7 +110,7 @@ def atoms_on_run(atoms: np.ndarray, times: np.ndarray, run: Run, source: str | P
     DataError
         If less than half of the run's rows fall inside the atoms' time span.
     """
-    ft = frame_times(run)
+    ft = run.frame_times
     if ft.size == times.size and np.allclose(ft, times, atol=1e-6):
         return atoms
     inside = (ft >= times[0] - 1e-9) & (ft <= times[-1] + 1e-9)
@@ -125,43 +118,6 @@ def atoms_on_run(atoms: np.ndarray, times: np.ndarray, run: Run, source: str | P
         raise DataError(source, f"run {run.run_id} ({ft[0]:.1f}-{ft[-1]:.1f} s) barely overlaps the atoms' "
                         f"time span ({times[0]:.1f}-{times[-1]:.1f} s); expected the same stimulus clock", "time_s")
     return np.stack([np.interp(ft, times, a, left=0.0, right=0.0) for a in atoms.T], axis=1)
-
-
-def split_confounds(run: Run, baseline_columns: Sequence[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(nuisance confounds, the dataset's own baseline regressors) of a run; either may be None."""
-    conf = run.confounds
-    if conf is None or conf.shape[1] == 0:
-        return None, None
-    src = run.meta.get("confounds_source", run.meta.get("source"))
-    base = dataset_baseline(conf, baseline_columns, source=src)
-    nuis = conf.drop(columns=[c for c in baseline_columns if c in conf.columns]).reset_index(drop=True)
-    if nuis.shape[1] == 0:
-        return None, base
-    if not np.isfinite(nuis.to_numpy(np.float64)).all():
-        raise DataError(src, f"confounds of run {run.run_id} hold NaN/inf", str(nuis.columns[0]))
-    return nuis, base
-
-
-def baseline_regressors(run: Run, cfg: EncodingConfig) -> tuple[pd.DataFrame, str]:
-    """Baseline regressors of one run and where they came from.
-
-    The dataset's own ``cfg.baseline_columns`` when its confounds hold any of them (Alice:
-    ``rate``, ``sndpwr``), else word rate + syllable-weighted envelope proxy from the words.
-    Columns are scaled to unit norm, as the atoms are.
-
-    Returns
-    -------
-    DataFrame of shape (n_trs, n_regressors), and ``"dataset:<cols>"`` or ``"words:<cols>"``.
-    """
-    _, base = split_confounds(run, cfg.baseline_columns)
-    if base is not None:
-        b, src = base, "dataset:" + ",".join(base.columns)
-    else:
-        b = word_baseline(run.words, frame_times(run))
-        src = "words:" + ",".join(b.columns)
-    # unit-norm columns, like the atoms, so that one alpha grid means the same for both
-    norm = np.linalg.norm(b.to_numpy(np.float64), axis=0)
-    return b / np.where(norm > 0, norm, 1.0), src
 
 
 def network_targets(names: Sequence[str], atlases_root: str | Path) -> tuple[list[str], np.ndarray]:
@@ -191,118 +147,6 @@ def valid_runs_by_stimulus(prepared: str | Path, validation_json: str | Path) ->
 
 
 # --- fits ----------------------------------------------------------------------------------
-def _targets_fit(X, Yt, frame, conf, cfg: EncodingConfig) -> dict[str, np.ndarray]:
-    """Held-out r of a few targets with the full alpha grid and the permutation null."""
-    common = dict(n_folds=cfg.n_folds, gap=cfg.gap_trs, frame_times=frame, high_pass_s=cfg.high_pass_s,
-                  confounds=conf, highpass=cfg.highpass, batch_size=cfg.target_batch, device=cfg.device,
-                  dtype=cfg.dtype)
-    cv = cross_validated_ridge(X, Yt, cfg.alphas, n_inner_folds=cfg.n_inner_folds, **common)
-    out = {"r": cv["r"], "r2": cv["r2"]}
-    if cfg.n_permutations > 0:
-        perm = permutation_test_r(X, Yt, cv["alpha_index"], cfg.alphas, cfg.n_permutations, cfg.seed,
-                                  min(cfg.min_shift_trs, Yt.shape[0] // 2), return_null=True, **common)
-        out.update(p=perm["p"], null=perm["null"], shifts=perm["shifts"])
-    return out
-
-
-def encode_run(
-    regressors: np.ndarray,
-    run: Run,
-    cfg: EncodingConfig,
-    networks: tuple[list[str], np.ndarray] | None = None,
-    names: Sequence[str] | None = None,
-) -> dict:
-    """Maps and target scores of one run.
-
-    Parameters
-    ----------
-    regressors : array of shape (T, K)
-        Atoms (or baseline regressors) on the run's grid.
-    run : Run
-    cfg : EncodingConfig
-    networks : (labels, masks of shape (n_networks, V)), optional
-        Network targets of fsaverage5 runs (ignored for ``space: roi``).
-    names : sequence of K str, optional
-
-    Returns
-    -------
-    dict with ``maps`` (arrays over all V targets of the run, see the module docstring),
-    ``targets`` (DataFrame: kind, target, r, r2, p, q), ``null`` ((n_permutations, n_targets)
-    or None), ``shifts``, ``timing`` (seconds per part).
-    """
-    Y = np.asarray(run.data)
-    T, V = Y.shape
-    X = np.asarray(regressors, dtype=np.float64)
-    if X.shape[0] != T:
-        raise DataError(run.meta.get("source"), f"run {run.run_id}: {T} TRs but {X.shape[0]} regressor rows", "n_trs")
-    ft = frame_times(run)
-    conf, _ = split_confounds(run, cfg.baseline_columns)
-    valid = Y.std(axis=0) > 0
-    if not valid.any():
-        raise DataError(run.meta.get("source"), f"run {run.run_id}: every target is constant", "data")
-    surface = run.space == "fsaverage5"
-    mcfg = cfg
-    if surface:
-        mcfg = cfg.model_copy(update={
-            "alphas": cfg.vertex_alphas or cfg.alphas,
-            "n_inner_folds": cfg.vertex_inner_folds or cfg.n_inner_folds,
-            "n_permutations": cfg.n_permutations if cfg.vertex_permutations else 0,
-        })
-    else:
-        mcfg = cfg.model_copy(update={"n_permutations": 0})  # the targets fit below has them
-    timing = {}
-    t = time.perf_counter()
-    fit = fit_subject(X, Y[:, valid], conf, ft, mcfg, atom_names=names)
-    timing["maps_s"] = time.perf_counter() - t
-    K = X.shape[1]
-    maps = {
-        "z": _scatter(fit["z"], valid, 0.0, np.float32),
-        "significant": _scatter(fit["significant"], valid, False, bool),
-        "r": _scatter(fit["r"], valid, np.nan, np.float32),
-        "r2": _scatter(fit["r2"], valid, np.nan, np.float32),
-        "alpha": _scatter(fit["alpha"], valid, np.nan, np.float32),
-        "rho": _scatter(fit["rho"], valid, np.nan, np.float32),
-        "valid": valid,
-    }
-    if "r_p" in fit:
-        maps["r_p"] = _scatter(fit["r_p"], valid, np.nan, np.float32)
-    assert maps["z"].shape == (K, V)
-    # targets: ROIs as they are, or network means over this run's non-constant vertices
-    t = time.perf_counter()
-    if surface:
-        if networks is None:
-            raise DataError(None, "fsaverage5 runs need network targets (encoding.target_atlases)", "target_atlases")
-        labels, masks = networks
-        W = (masks & valid[None, :]).astype(np.float64)
-        keep = W.sum(1) > 0
-        labels = [lab for lab, k in zip(labels, keep) if k]
-        W = W[keep] / W[keep].sum(1, keepdims=True)
-        Yt = Y.astype(np.float64) @ W.T
-        kind = "network"
-    else:
-        names_t = run.target_names or [f"target_{j}" for j in range(V)]
-        labels = [str(n) for n, ok in zip(names_t, valid) if ok]
-        Yt = Y[:, valid].astype(np.float64)
-        kind = "roi"
-    C = None if conf is None else conf.to_numpy(np.float64)
-    tf = _targets_fit(X, Yt, ft, C, cfg)
-    timing["targets_s"] = time.perf_counter() - t
-    tab = pd.DataFrame({"kind": kind, "target": labels, "r": tf["r"], "r2": tf["r2"]})
-    if "p" in tf:
-        tab["p"] = tf["p"]
-        tab["q"] = fdr_bh(tf["p"], cfg.fdr_alpha)[1]
-    else:
-        tab["p"] = tab["q"] = np.nan
-    return {"maps": maps, "targets": tab, "null": tf.get("null"), "shifts": tf.get("shifts"), "timing": timing}
-
-
-def _scatter(a: np.ndarray, valid: np.ndarray, fill, dtype) -> np.ndarray:
-    a = np.asarray(a)
-    out = np.full(a.shape[:-1] + (valid.size,), fill, dtype=dtype)
-    out[..., valid] = a
-    return out
-
-
 def _top_mean(r: np.ndarray, fraction: float) -> float | None:
     r = np.asarray(r, dtype=np.float64)
     r = r[np.isfinite(r)]
@@ -399,37 +243,6 @@ def fit_run_job(job: RunJob) -> dict:
                   "task_s": time.perf_counter() - t}
 
 
-def encode_stimulus(
-    regressors_for: Callable[[Run], np.ndarray],
-    runs: Sequence[Run],
-    cfg: EncodingConfig,
-    out: Path,
-    networks: tuple[list[str], np.ndarray] | None,
-    names: Sequence[str] | None = None,
-) -> dict:
-    """Fit every run of one stimulus in this process, the group level, and write ``out`` (a new folder).
-
-    Parameters
-    ----------
-    regressors_for : callable Run -> array of shape (T, K)
-    runs : valid runs of the stimulus
-    out : folder to create
-
-    Returns
-    -------
-    dict: the summary written to ``encode.json``.
-    """
-    from threadpoolctl import threadpool_limits
-
-    results = []
-    for run in runs:
-        t = time.perf_counter()
-        with threadpool_limits(limits=cfg.threads):  # as fit_run_job
-            res = encode_run(regressors_for(run), run, cfg, networks, names)
-        results.append(res | {"run_id": run.run_id, "subject": str(run.subject), "task_s": time.perf_counter() - t})
-    return write_stimulus(results, cfg, out)
-
-
 def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> dict:
     """Group level of one stimulus from its run fits (in run order); write ``out`` (a new folder).
 
@@ -496,72 +309,11 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
     return summary
 
 
-def _nanmean(a: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, axis=0)
-
-
-def fixed_effects_group(subject_z: np.ndarray, fdr_alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Fixed-effects group maps: Stouffer's z = sum_s z_s / sqrt(S), BH-FDR per atom.
-
-    Inference is about *these* subjects (is there an effect in the data at hand), not the
-    population; with few subjects it has far more power than the one-sample t-test (whose
-    S - 1 degrees of freedom make FDR over 20,484 vertices nearly unreachable at S = 4).
-
-    Parameters
-    ----------
-    subject_z : array of shape (S, K, V)
-    fdr_alpha : float
-
-    Returns
-    -------
-    dict with ``z``, ``t`` (= z), ``mean`` (mean subject z), ``p``, ``q`` of shape (K, V),
-    ``significant``, ``positive``, ``negative`` (bool, (K, V)) and ``dof`` (inf).
-    """
-    zs = np.asarray(subject_z, dtype=np.float64)
-    z = zs.sum(0) / np.sqrt(zs.shape[0])
-    p = two_sided_p(z)
-    rej, q = fdr_bh(p, fdr_alpha, axis=-1)
-    return {"z": z, "t": z, "mean": zs.mean(0), "p": p, "q": q, "significant": rej,
-            "positive": rej & (z > 0), "negative": rej & (z < 0), "dof": np.inf}
-
-
-def _combine_runs(maps: list[dict]) -> dict:
-    if len(maps) == 1:
-        return maps[0]
-    out = {}
-    for k in maps[0]:
-        arr = np.stack([m[k] for m in maps])
-        if arr.dtype == bool:
-            out[k] = arr.all(0) if k == "valid" else arr.any(0)
-        else:
-            out[k] = _nanmean(arr).astype(arr.dtype)
-    return out
-
-
 def _combine_tables(tabs: list[pd.DataFrame]) -> pd.DataFrame:
     if len(tabs) == 1:
         return tabs[0]
     t = pd.concat(tabs).groupby(["kind", "target"], sort=False)[["r", "r2", "p", "q"]].mean().reset_index()
     return t
-
-
-def _group_targets(target_r: list[pd.Series], nulls: list, subj_tabs: list[pd.DataFrame], cfg) -> pd.DataFrame:
-    """Group row per target: mean r over subjects, permutation p of that mean."""
-    kind = subj_tabs[0]["kind"].iloc[0] if len(subj_tabs[0]) else "roi"
-    common = sorted(set.intersection(*(set(t.index) for t in target_r)), key=list(target_r[0].index).index)
-    R = np.stack([t.loc[common].to_numpy() for t in target_r])  # (S, n)
-    r2 = np.stack([tab.set_index("target").loc[common, "r2"].to_numpy() for tab in subj_tabs])
-    tab = pd.DataFrame({"subject": "group", "kind": kind, "target": common, "r": R.mean(0), "r2": r2.mean(0)})
-    if all(n is not None for n in nulls):
-        idx = [[list(t.index).index(c) for c in common] for t in target_r]
-        N = np.mean([n[:, i] for n, i in zip(nulls, idx)], axis=0)  # (n_perm, n)
-        tab["p"] = (1.0 + (N >= tab["r"].to_numpy()[None, :]).sum(0)) / (1.0 + N.shape[0])
-        tab["q"] = fdr_bh(tab["p"].to_numpy(), cfg.fdr_alpha)[1]
-    else:
-        tab["p"] = tab["q"] = np.nan
-    return tab
 
 
 # --- stage drivers ---------------------------------------------------------------------------
@@ -654,6 +406,13 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
                 s["regressors"] = sorted({r["regressors"] for r in res})
             else:
                 s["n_atoms"] = len(atoms[2])
+                if cfg.shared:
+                    t_sh = time.perf_counter()
+                    sh = shared_fit(runs, lambda r, a=atoms: atoms_on_run(a[0], a[1], r, a[3]), cfg,
+                                    _networks_if_needed(runs, cfg, atlases_root, nets_cache))
+                    rep = shared_report(sh, cfg.fdr_alpha, cfg.n_boot, cfg.ci_level)
+                    (tmp / stim / SHARED_FILE).write_text(json.dumps(rep, indent=1) + "\n")
+                    s["shared"] = {"status": rep["status"], "seconds": round(time.perf_counter() - t_sh, 2)}
             # seconds spent on this stimulus: its run fits (wherever they ran) + the group level
             total = sum(r["task_s"] for r in res) + time.perf_counter() - t
             s |= {"name": name, "stimulus": stim, "space": runs[0].space, "total_s": round(total, 2),
