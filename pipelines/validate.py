@@ -12,6 +12,7 @@ def main() -> None:
         params.paths.metrics / "validation.json",
         params.paths.data_docs,
         vendor_dir=params.paths.vendor,
+        policies={d.name: d.on_invalid for d in params.datasets if d.on_invalid is not None},
     )
 
 

@@ -9,9 +9,9 @@ import pytest
 
 
 def alice_dir() -> Path:
-    """Where the real Alice data live: ``$BRAINLIKE_ALICE``, else ``../shared/data/alice-brennan2016``."""
+    """Where the real Alice data live: ``$BRAINLIKE_ALICE``, else the repository's copy ``data/raw/alice-brennan2016``."""
     env = os.environ.get("BRAINLIKE_ALICE")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/alice-brennan2016"
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data/raw/alice-brennan2016"
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from brainlike.validation.cli import validate_main
 from brainlike.validation.frames import run_summary
 
 REPO = Path(__file__).resolve().parents[1]
-ALICE = Path(os.environ.get("BRAINLIKE_ALICE", REPO.parent / "shared" / "data" / "alice-brennan2016"))
+ALICE = Path(os.environ.get("BRAINLIKE_ALICE", REPO / "data" / "raw" / "alice-brennan2016"))
 V = N_VERTICES_FSAVERAGE5
 TR = 1.5
 N_TRS = 200

@@ -275,15 +275,14 @@ class EncodingConfig(_Section):
 
     output: Path = Path("data/encoding")
     high_pass_s: float = Field(128.0, gt=0, description="Cosine drift cut-off period (s)")
-    drift_model: Literal["cosine"] = "cosine"
-    noise_model: Literal["ar1"] = Field("ar1", description="GLM noise model (nilearn's run_glm)")
     ar_bins: int = Field(100, ge=1, le=10000, description="AR(1) coefficient bins per unit (nilearn bins)")
     alphas: list[float] = Field(default_factory=_default_alphas, min_length=1, description="Ridge penalty grid")
     n_folds: int = Field(5, ge=2, le=50, description="Outer contiguous CV blocks")
     n_inner_folds: int = Field(4, ge=2, le=50, description="Inner blocks choosing each target's alpha")
     gap_trs: int = Field(5, ge=0, le=100, description="TRs dropped at each edge of a held-out block")
     highpass: Literal["fold", "run", "none"] = Field(
-        "fold", description="Where drifts are removed for ridge CV: per split (fold), once (run) or not (none)"
+        "run", description="Where drifts are removed for ridge CV: once over the whole run before splitting (run), "
+        "per split (fold: a short block's own cosine basis filters far above the cut-off) or not (none)"
     )
     n_permutations: int = Field(200, ge=0, description="Circular shifts of the design for held-out r (0: none)")
     min_shift_trs: int = Field(20, ge=1, description="Smallest circular shift of a permutation (TRs)")
@@ -293,6 +292,18 @@ class EncodingConfig(_Section):
         default_factory=lambda: ["rate", "sndpwr"],
         description="A dataset's own stimulus nuisance regressors used as the baseline when present",
     )
+    baselines: dict[str, list[str]] = Field(
+        default_factory=lambda: {"rate_sndpwr": ["rate", "sndpwr"], "psycholinguistic": ["psy_*"]},
+        description="Named baseline bands (confound column names or glob patterns) the atoms' unique variance is "
+        "measured over; the first falls back to word rate + envelope from the words when a dataset has none",
+    )
+    shared: bool = Field(True, description="Leave-one-subject-out shared-response fits when >= 2 subjects share a grid")
+    band_scales: list[float] = Field(
+        default_factory=lambda: [0.1, 0.316, 1.0, 3.16, 10.0], min_length=1,
+        description="Banded ridge: scales of the baseline band relative to the atoms (penalty ratio 1 / scale^2)",
+    )
+    n_boot: int = Field(2000, ge=100, description="Bootstrap resamples (over subjects) of every confidence interval")
+    ci_level: float = Field(0.95, gt=0, lt=1, description="Coverage of the confidence intervals")
     target_batch: int = Field(8192, ge=16, description="Targets per batch (bounds memory)")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     dtype: Literal["float64", "float32"] = "float64"
@@ -342,8 +353,12 @@ class NetworksConfig(_Section):
     fdr_alpha: float = Field(0.05, gt=0, lt=1, description="FDR level of the map threshold")
     top_fraction: float = Field(0.05, gt=0, lt=0.5, description="Share of cortex vertices kept per sign")
     n_spins: int = Field(1000, ge=10, le=100000, description="Random rotations of the spin-test null")
-    spin_alpha: float = Field(0.05, gt=0, lt=1, description="Link when spin-test p < spin_alpha ...")
+    spin_alpha: float = Field(0.05, gt=0, lt=1, description="Link when the corrected spin-test p (q) < spin_alpha ...")
     min_dice: float = Field(0.2, ge=0, le=1, description="... and Dice >= min_dice")
+    link_correction: Literal["bh", "none"] = Field(
+        "bh", description="Multiple comparisons over a model's link family (atoms x signs x atlases x networks): "
+        "Benjamini-Hochberg (bh) or none (uncorrected, for comparison only)"
+    )
     atlases: list[AtlasName] = Field(
         default_factory=lambda: ["yeo7", "yeo17", "cole_anticevic12"], min_length=1
     )
@@ -439,12 +454,15 @@ class ComputeConfig(_Section):
 
 
 class AliceDataset(_Section):
-    """Brennan et al. 2016 ROI time courses (``../shared/data/alice-brennan2016``)."""
+    """Brennan et al. 2016 ROI time courses (the repository carries them: ``data/raw/alice-brennan2016``)."""
 
     kind: Literal["alice"]
     name: str = "alice"
     path: Path
     subjects: list[str] | None = None
+    on_invalid: Literal["fail", "exclude"] | None = Field(
+        None, description="Data-gate policy for this dataset's runs (null: validation.on_invalid)"
+    )
 
 
 class BidsDataset(_Section):
@@ -455,6 +473,9 @@ class BidsDataset(_Section):
     path: Path
     task: str
     subjects: list[str] | None = None
+    on_invalid: Literal["fail", "exclude"] | None = Field(
+        None, description="Data-gate policy for this dataset's runs (null: validation.on_invalid)"
+    )
     func: Literal["volume", "gifti"] = "volume"
     space: str = Field(
         "MNI152NLin2009cAsym",

@@ -408,3 +408,56 @@ def summarise_shared(res: Mapping, n_boot: int = 2000, ci: float = 0.95, seed: i
     for name, b in res["baselines"].items():
         out["baselines"][name] = bootstrap_ci(b["delta_r2"], n_boot=n_boot, ci=ci, seed=seed) | {"p": b["p"]}
     return out
+
+
+def _f(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def shared_report(res: Mapping, fdr_alpha: float = 0.05, n_boot: int = 2000, ci: float = 0.95) -> dict:
+    """JSON-ready summary of :func:`~brainlike.encoding.fit.shared_fit`'s result.
+
+    Per target: ``r`` (mean LOSO r over subjects) with ``ci_low`` / ``ci_high``, ``ceiling``
+    (with CI), ``r_ceiled`` = mean r / mean ceiling (with CI), ``reliability`` (split-half,
+    Spearman-Brown) and ``group_r`` (the group-average fit). Per baseline: per target
+    ``delta_r2`` with CI, permutation ``p`` and BH ``q`` over the targets; and ``mean`` over
+    targets (p from the same shifts). Per subject: r, ceiling and delta_r2 per target (the
+    paired comparisons between models use them).
+    """
+    if res.get("status") != "ok":
+        return {"status": res.get("status")}
+    from .stats import fdr_bh
+
+    targets, sm = res["targets"], res["summary"]
+    per_target = {}
+    for j, t in enumerate(targets):
+        e = {"r": _f(sm["r"]["value"][j]), "ci_low": _f(sm["r"]["ci_low"][j]), "ci_high": _f(sm["r"]["ci_high"][j]),
+             "ceiling": _f(sm["ceiling"]["value"][j]), "ceiling_ci_low": _f(sm["ceiling"]["ci_low"][j]),
+             "ceiling_ci_high": _f(sm["ceiling"]["ci_high"][j]), "r_ceiled": _f(sm["r_ceiled"]["value"][j]),
+             "r_ceiled_ci_low": _f(sm["r_ceiled"]["ci_low"][j]), "r_ceiled_ci_high": _f(sm["r_ceiled"]["ci_high"][j]),
+             "reliability": _f(res["reliability"][j]), "group_r": _f(res["group_r"][j])}
+        per_target[t] = e
+    out = {"status": "ok", "kind": res["kind"], "targets": list(targets), "subjects": list(res["subjects"]),
+           "per_target": per_target, "unique_over_baseline": {},
+           "subject": {"r": np.round(res["r"], 10).tolist(), "ceiling": np.round(res["ceiling"], 10).tolist()}}
+    for name, b in res["baselines"].items():
+        s = sm["baselines"][name]
+        p = np.asarray(b["p"], dtype=np.float64)
+        q = fdr_bh(p, fdr_alpha)[1] if np.isfinite(p).all() else np.full(p.shape, np.nan)
+        d = np.asarray(b["delta_r2"])
+        mean = bootstrap_ci(np.nanmean(d, axis=1), n_boot=n_boot, ci=ci, seed=0)
+        pm = None
+        if "null" in b:
+            null = np.asarray(b["null"]).mean(1)
+            pm = float((1.0 + (null >= np.nanmean(d) - 1e-12).sum()) / (1.0 + null.size))
+        out["unique_over_baseline"][name] = {
+            "per_target": {t: {"delta_r2": _f(s["value"][j]), "ci_low": _f(s["ci_low"][j]), "ci_high": _f(s["ci_high"][j]),
+                               "p": _f(p[j]), "q": _f(q[j]), "r2_baseline": _f(np.nanmean(b["r2_baseline"][:, j])),
+                               "r2_joint": _f(np.nanmean(b["r2_joint"][:, j])),
+                               "group_delta_r2": _f(b["group_delta_r2"][j])}
+                           for j, t in enumerate(targets)},
+            "mean": {"delta_r2": _f(mean["value"]), "ci_low": _f(mean["ci_low"]), "ci_high": _f(mean["ci_high"]), "p": pm},
+            "subject_delta_r2": np.round(d, 10).tolist(),
+        }
+    return out

@@ -139,6 +139,24 @@ def within_fbn_consistency(atoms: np.ndarray, links: pd.DataFrame) -> tuple[floa
     return (float(np.mean(list(per.values()))) if per else float("nan")), per
 
 
+def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """The same without the coupling signs: ``c_f = mean_{i<j} r(D_i, D_j)`` over the atoms
+    linked to f with either sign -- do the atoms that land on one network share a time course?
+
+    Returns
+    -------
+    value : float
+    per_fbn : dict of str to float
+    """
+    per = {}
+    for fbn, coupled in fbn_couplings(links).items():
+        if len(coupled) < 2:
+            continue
+        ids = sorted(coupled)
+        per[fbn] = float(np.mean(_corr(atoms, ids)[np.triu_indices(len(ids), 1)]))
+    return (float(np.mean(list(per.values()))) if per else float("nan")), per
+
+
 def diversity(atoms: np.ndarray, links: pd.DataFrame) -> float:
     """``diversity = 1 - mean_{i<j} |r(D_i, D_j)|`` over pairs of linked atoms (any FBN, any sign).
 
@@ -405,6 +423,7 @@ def organization_metrics(
     lk = _linked(links)
     linked_ids = sorted(lk["atom"].unique().astype(int).tolist())
     cons, cons_per = within_fbn_consistency(atoms, links)
+    cons_u, cons_u_per = within_fbn_consistency_unsigned(atoms, links)
     div = diversity(atoms, links)
     ent = layer_entropy(subgroups, n_atoms, n_layers)
     out: dict = {
@@ -417,6 +436,8 @@ def organization_metrics(
         "atoms_per_fbn": atoms_per_fbn(links),
         "within_fbn_consistency": _num(cons),
         "within_fbn_consistency_per_fbn": {k: _num(v) for k, v in cons_per.items()},
+        "within_fbn_consistency_unsigned": _num(cons_u),
+        "within_fbn_consistency_unsigned_per_fbn": {k: _num(v) for k, v in cons_u_per.items()},
         "diversity": _num(div),
         "effective_atoms": _num(effective_atoms(subgroups, n_atoms)),
         "balance": _num(balance(div, cons)),

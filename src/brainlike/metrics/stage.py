@@ -34,12 +34,15 @@ import pandas as pd
 from scipy import stats
 
 from .._utils.atomic import write_text_atomic
+from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
 from .organization import organization_metrics, tidy_metrics
 from .recovery import score_recovery_by_model
+from .uncertainty import organization_cis
 
 SUMMARY_FILE = "encode.json"
+SHARED_FILE = "shared.json"
 PRIMARY = "embedded_task-story"
 
 
@@ -76,7 +79,13 @@ def heldout_summary(folder: Path) -> dict | None:
         "targets_r_mean": g.get("targets_r_mean"),
         "n_glm_significant": g.get("n_glm_significant"),
         "n_targets_significant": g.get("n_targets_significant"),
+        "subject_r_ci": _ci_dict(bootstrap_ci(np.asarray(subj, dtype=np.float64))) if len(subj) >= 2 else None,
+        "shared": shared_summary(sh) if (sh := read_shared(folder)) is not None else None,
     }
+
+
+def _ci_dict(b: dict) -> dict:
+    return {"value": _num(b["value"]), "ci_low": _num(b["ci_low"]), "ci_high": _num(b["ci_high"])}
 
 
 def _primary(stimuli: list[str]) -> str:
@@ -96,8 +105,9 @@ def ground_truth_file(prepared: Path, stimulus: str) -> Path | None:
     return prepared / "embedded" / ("ground_truth.json" if task == "story" else f"{task}_ground_truth.json")
 
 
-def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame) -> dict:
-    """organization_metrics of one (model, stimulus)."""
+def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame,
+                  n_boot: int = 1000, ci: float = 0.95) -> dict:
+    """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`)."""
     pdir = patterns_root / model / stimulus
     atoms_df = pd.read_parquet(pdir / "atoms.parquet")
     atoms = atoms_df[[c for c in atoms_df.columns if c.startswith("atom_")]].to_numpy(np.float64)
@@ -106,8 +116,9 @@ def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root:
     with np.load(networks_root / model / stimulus / "maps.npz") as f:
         maps, subject_maps = f["group"], f["subjects"]
     lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
-    return organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
-                                n_layers=int(ans["layer"].max()) + 1)
+    m = organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
+                             n_layers=int(ans["layer"].max()) + 1)
+    return m | organization_cis(atoms, lk, m, n_boot=n_boot, ci=ci)
 
 
 def _wilcoxon_greater(d: np.ndarray) -> float | None:
@@ -117,12 +128,61 @@ def _wilcoxon_greater(d: np.ndarray) -> float | None:
     return float(stats.wilcoxon(d, alternative="greater").pvalue)
 
 
-def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_root: Path, alpha: float) -> dict:
-    """Per model and ROI: group r and permutation p, the twin's and the baseline's, and verdicts."""
+def read_shared(folder: Path) -> dict | None:
+    """``shared.json`` of one (model, stimulus) encoding folder, or None when absent or not fitted."""
+    path = folder / SHARED_FILE
+    if not path.is_file():
+        return None
+    sh = json.loads(path.read_text())
+    return sh if sh.get("status") == "ok" else None
+
+
+def shared_summary(sh: dict, n_boot: int = 2000, ci: float = 0.95) -> dict:
+    """Mean over targets of the shared-response scores, CIs by bootstrap over subjects.
+
+    Each subject's LOSO r and ceiling are averaged over the targets first; ``r_ceiled`` is the
+    ratio of the subject means (resampled as pairs).
+    """
+    r = np.asarray(sh["subject"]["r"], dtype=np.float64).mean(1)
+    c = np.asarray(sh["subject"]["ceiling"], dtype=np.float64).mean(1)
+    br, bc = bootstrap_ci(r, n_boot, ci), bootstrap_ci(c, n_boot, ci)
+    bq = bootstrap_ci(r, n_boot, ci, denominator=c)
+    out = {"r": _num(br["value"]), "ci_low": _num(br["ci_low"]), "ci_high": _num(br["ci_high"]),
+           "ceiling": _num(bc["value"]), "ceiling_ci_low": _num(bc["ci_low"]), "ceiling_ci_high": _num(bc["ci_high"]),
+           "r_ceiled": _num(bq["value"]), "r_ceiled_ci_low": _num(bq["ci_low"]), "r_ceiled_ci_high": _num(bq["ci_high"]),
+           "n_subjects": int(r.size), "n_targets": len(sh["targets"])}
+    out["unique_over_baseline"] = {b: dict(u["mean"]) for b, u in sh["unique_over_baseline"].items()}
+    return out
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _subject_mean_r(sh: dict) -> pd.Series:
+    return pd.Series(np.asarray(sh["subject"]["r"], dtype=np.float64).mean(1), index=sh["subjects"])
+
+
+def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_root: Path, alpha: float,
+               n_boot: int = 2000, ci: float = 0.95) -> dict:
+    """Real data in ROI space: shared-response scores of every model, its twin and the baselines.
+
+    Per model: ``shared.rois.<roi>`` (LOSO r with CI, noise ceiling, r / ceiling, split-half
+    reliability, group-average fit) and ``shared.mean``; ``unique_over_baseline.<baseline>``
+    (delta R^2 of the joint banded ridge over the baseline alone, mean over ROIs, CI over
+    subjects, permutation p, and BH ``q`` over every (model, baseline) test of the stimulus);
+    ``vs_twin_shared`` (paired over left-out subjects: LOSO r averaged over ROIs, trained minus
+    twin, bootstrap CI, one-sided sign-flip p, BH ``q`` over the trained models of the stimulus,
+    ROIs where the trained model's mean r is higher). ``per_subject_fits`` keeps the
+    single-subject fits (each subject's own CV ridge), their permutation p and the old paired
+    Wilcoxon comparisons, for reference. Verdicts use the corrected tests.
+    """
     base_path = baseline_root / stimulus / "targets.parquet"
     base = pd.read_parquet(base_path) if base_path.is_file() else None
     tabs = {m: pd.read_parquet(p) for m in models
             if (p := encoding_root / m / stimulus / "targets.parquet").is_file()}
+    shared = {m: sh for m in tabs if (sh := read_shared(encoding_root / m / stimulus)) is not None}
 
     def group(t: pd.DataFrame) -> dict:
         g = t[t["subject"] == "group"]
@@ -132,35 +192,85 @@ def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_roo
     def per_subject(t: pd.DataFrame) -> pd.Series:
         return t[t["subject"] != "group"].groupby("subject")["r"].mean()
 
-    out: dict = {"stimulus": stimulus, "baseline": group(base) if base is not None else None, "models": {}}
+    out: dict = {"stimulus": stimulus, "baseline": group(base) if base is not None else None, "models": {},
+                 "families": {
+                     "vs_twin_shared": "one-sided sign-flip test over left-out subjects per trained model; "
+                                       "BH over the trained models of this stimulus",
+                     "unique_over_baseline": "circular-shift permutation test of the atoms band per model and "
+                                             "baseline; BH over every (model, baseline) of this stimulus",
+                     "rois": "per model, BH over its ROIs (permutation p of the per-subject fits' group r, "
+                             "and of each ROI's unique variance)"}}
     for m, t in sorted(tabs.items()):
         twin = twin_of(m, models)
-        entry: dict = {"trained": bool(models[m].trained), "twin": twin, "rois": group(t)}
+        entry: dict = {"trained": bool(models[m].trained), "twin": twin,
+                       "generation": models[m].generation, "generation_order": models[m].generation_order}
+        sh = shared.get(m)
+        if sh is not None:
+            entry["shared"] = {"rois": sh["per_target"], "mean": shared_summary(sh, n_boot, ci),
+                               "subjects": sh["subjects"]}
+            entry["unique_over_baseline"] = {
+                b: dict(u["mean"]) | {"rois": u["per_target"]} for b, u in sh["unique_over_baseline"].items()}
+            if twin in shared:
+                a, b = _subject_mean_r(sh), _subject_mean_r(shared[twin])
+                common = a.index.intersection(b.index)
+                cmp = paired_comparison(a[common].to_numpy(), b[common].to_numpy(), n_boot, ci)
+                rois_higher = sum(sh["per_target"][k]["r"] > v["r"] for k, v in shared[twin]["per_target"].items()
+                                  if k in sh["per_target"] and v["r"] is not None and sh["per_target"][k]["r"] is not None)
+                entry["vs_twin_shared"] = cmp | {"rois_higher": int(rois_higher), "n_rois": len(sh["per_target"]),
+                                                 "twin_r": _num(b[common].mean())}
         s_m = per_subject(t)
-        entry["r_mean_over_rois"] = float(s_m.mean())
-        entry["n_subjects"] = int(s_m.size)
-        entry["n_rois_significant"] = int(sum(v["q"] is not None and v["q"] < alpha for v in entry["rois"].values()))
-        verdict = []
+        old = {"rois": group(t), "r_mean_over_rois": float(s_m.mean()), "n_subjects": int(s_m.size)}
+        old["n_rois_significant"] = int(sum(v["q"] is not None and v["q"] < alpha for v in old["rois"].values()))
         for label, other in (("twin", tabs.get(twin) if twin else None), ("baseline", base)):
             if other is None:
                 continue
             s_o = per_subject(other)
             common = s_m.index.intersection(s_o.index)
             d = (s_m[common] - s_o[common]).to_numpy()
-            p = _wilcoxon_greater(d)
-            beats = bool(d.mean() > 0 and p is not None and p < alpha)
-            entry[f"vs_{label}"] = {"r_mean_other": float(s_o[common].mean()), "mean_difference": float(d.mean()),
-                                    "wilcoxon_p": p, "n_subjects": int(common.size), "beats": beats,
-                                    "rois_higher": int(sum(entry["rois"][k]["r"] > v["r"]
-                                                           for k, v in group(other).items() if k in entry["rois"]))}
-            verdict.append(f"{'beats' if beats else 'does not beat'} its {label}"
-                           f" (mean r over ROIs {s_m[common].mean():.3f} vs {s_o[common].mean():.3f},"
-                           f" Wilcoxon p={'n/a' if p is None else f'{p:.3g}'}, {common.size} subjects)")
-        if entry["trained"]:
-            entry["verdict"] = f"{m}: " + "; ".join(verdict) if verdict else f"{m}: nothing to compare with"
+            old[f"vs_{label}"] = {"r_mean_other": float(s_o[common].mean()), "mean_difference": float(d.mean()),
+                                  "wilcoxon_p": _wilcoxon_greater(d), "n_subjects": int(common.size)}
+        entry["per_subject_fits"] = old
         out["models"][m] = entry
+    _correct_and_verdict(out["models"], alpha)
     out["verdicts"] = [e["verdict"] for e in out["models"].values() if "verdict" in e]
     return out
+
+
+def _correct_and_verdict(entries: dict, alpha: float) -> None:
+    """BH across the models of one stimulus, then one verdict line per trained model."""
+    twin_tests = [(m, e["vs_twin_shared"]) for m, e in entries.items() if e["trained"] and "vs_twin_shared" in e
+                  and e["vs_twin_shared"].get("p") is not None]
+    if twin_tests:
+        q = fdr_bh(np.array([t["p"] for _, t in twin_tests]), alpha)[1]
+        for (_, t), qi in zip(twin_tests, q):
+            t["q"] = float(qi)
+            t["beats"] = bool(t["mean_difference"] > 0 and qi < alpha)
+    base_tests = [u for e in entries.values() for u in e.get("unique_over_baseline", {}).values()
+                  if u.get("p") is not None]
+    if base_tests:
+        q = fdr_bh(np.array([u["p"] for u in base_tests]), alpha)[1]
+        for u, qi in zip(base_tests, q):
+            u["q"] = float(qi)
+            u["adds"] = bool(u["delta_r2"] is not None and u["delta_r2"] > 0 and qi < alpha)
+    for m, e in entries.items():
+        if not e["trained"]:
+            continue
+        parts = []
+        if "shared" in e:
+            sm = e["shared"]["mean"]
+            parts.append(f"shared-response r {sm['r']:.3f} [{sm['ci_low']:.3f}, {sm['ci_high']:.3f}], "
+                         f"{sm['r_ceiled']:.2f} of the noise ceiling")
+        t = e.get("vs_twin_shared")
+        if t and t.get("q") is not None:
+            parts.append(f"{'beats' if t['beats'] else 'does not beat'} its twin (r difference "
+                         f"{t['mean_difference']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], BH q={t['q']:.3g}, "
+                         f"{t['rois_higher']}/{t['n_rois']} ROIs higher)")
+        for b, u in e.get("unique_over_baseline", {}).items():
+            if u.get("q") is None:
+                continue
+            parts.append(f"{'adds' if u['adds'] else 'adds nothing significant'} over {b} (delta R^2 "
+                         f"{u['delta_r2']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}], BH q={u['q']:.3g})")
+        e["verdict"] = f"{m}: " + ("; ".join(parts) if parts else "nothing to compare with")
 
 
 def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
@@ -187,7 +297,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         if not stims:
             continue
         prim = _primary(stims)
-        entry = model_metrics(m, prim, pat_root, net_root, links)
+        entry = model_metrics(m, prim, pat_root, net_root, links, params.encoding.n_boot, params.encoding.ci_level)
         twin = twin_of(m, models)
         entry |= {
             "stimulus": prim,
@@ -200,12 +310,13 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
             "heldout_baseline": heldout_summary(base_root / prim),
         }
         if len(stims) > 1:
-            entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links) for s in stims if s != prim}
+            entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links, params.encoding.n_boot,
+                                                       params.encoding.ci_level) for s in stims if s != prim}
         per_model[m] = entry
     mdir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(mdir / "organization.json",
                       json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
-    tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus")}
+    tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus", "ci_units")}
                          for m, e in per_model.items()})
     tmp = mdir / ".organization.parquet.tmp"
     tidy.to_parquet(tmp, index=False)
@@ -243,7 +354,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
                         if json.loads(p.read_text()).get("space") == "roi"})
     if roi_stims:
-        alice = {"stimuli": {s: roi_report(s, models, enc_root, base_root, params.encoding.fdr_alpha) for s in roi_stims}}
+        alice = {"stimuli": {s: roi_report(s, models, enc_root, base_root, params.encoding.fdr_alpha,
+                                            params.encoding.n_boot, params.encoding.ci_level) for s in roi_stims}}
         alice["verdicts"] = [v for s in alice["stimuli"].values() for v in s["verdicts"]]
     else:
         alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}

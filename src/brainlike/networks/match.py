@@ -2,9 +2,10 @@
 
 The driver :func:`match_networks` takes an atom's group z-maps as arrays (the encoding layer
 computes them) and returns the long link table
-``(model, atom, sign, atlas, network, dice, p, linked, map_vertices)``: one row per atom, sign
-and network of every atlas. An atom-sign map is linked to a network when its spin-test
-``p < spin_alpha`` and ``dice >= min_dice``.
+``(model, atom, sign, atlas, network, dice, p, q, linked, map_vertices)``: one row per atom,
+sign and network of every atlas. An atom-sign map is linked to a network when its spin-test
+p, Benjamini-Hochberg corrected over the model's whole link family (``q``), is below
+``spin_alpha`` and ``dice >= min_dice``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.atlases import Atlas, load_atlas
+from ..encoding.stats import fdr_bh
 from ..errors import DataError
 from .spin import spin_test
 from .threshold import SIGNS, threshold_maps
 
-LINK_COLUMNS = ["model", "atom", "sign", "atlas", "network", "dice", "p", "linked", "map_vertices"]
+LINK_COLUMNS = ["model", "atom", "sign", "atlas", "network", "dice", "p", "q", "linked", "map_vertices"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +92,7 @@ def match_networks(
     top_fraction: float = 0.05,
     spin_alpha: float = 0.05,
     min_dice: float = 0.2,
+    correction: str = "bh",
     valid: np.ndarray | None = None,
     model: str = "",
     atom_ids: Sequence[int] | None = None,
@@ -106,7 +109,11 @@ def match_networks(
     threshold, fdr_alpha, top_fraction
         See :func:`~brainlike.networks.threshold.threshold_map`.
     spin_alpha, min_dice : float
-        Link rule: ``p < spin_alpha and dice >= min_dice``.
+        Link rule: ``q < spin_alpha and dice >= min_dice``.
+    correction : {"bh", "none"}
+        ``bh``: q = Benjamini-Hochberg adjusted spin p over the whole link family of the call
+        (every atom x sign x atlas x network whose thresholded map is non-empty; an empty map
+        is no test and gets q = 1); ``none``: q = p (uncorrected, for comparison only).
     valid : array of bool, shape (20484,), optional
         Extra vertex mask (e.g. non-constant vertices of the data), and-ed with the cortex.
     model : str
@@ -146,8 +153,32 @@ def match_networks(
             "map_vertices": np.repeat(flat.sum(1), n_net).astype(np.int64),
         }
     )
-    table["linked"] = (table["p"] < spin_alpha) & (table["dice"] >= min_dice)
+    table["q"] = link_q(table["p"].to_numpy(), table["map_vertices"].to_numpy() > 0, correction, spin_alpha)
+    table["linked"] = (table["q"] < spin_alpha) & (table["dice"] >= min_dice)
     return table[LINK_COLUMNS], maps
+
+
+def link_q(p: np.ndarray, tested: np.ndarray, correction: str = "bh", alpha: float = 0.05) -> np.ndarray:
+    """Adjusted spin p-values of one link family (BH over the tested rows; untested rows q = 1).
+
+    Parameters
+    ----------
+    p : array of shape (n,)
+    tested : bool array of shape (n,)
+        Rows with a non-empty map.
+    correction : {"bh", "none"}
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.ones_like(p)
+    tested = np.asarray(tested, bool)
+    if correction == "none":
+        q[tested] = p[tested]
+    elif correction == "bh":
+        if tested.any():
+            q[tested] = fdr_bh(p[tested], alpha)[1]
+    else:
+        raise DataError(None, f"correction {correction!r}: expected 'bh' or 'none'", "link_correction")
+    return q
 
 
 def match_from_config(group_z, networks: NetworkSet, perms, cfg, *, model: str = "", valid=None, atom_ids=None):
@@ -161,6 +192,7 @@ def match_from_config(group_z, networks: NetworkSet, perms, cfg, *, model: str =
         top_fraction=cfg.top_fraction,
         spin_alpha=cfg.spin_alpha,
         min_dice=cfg.min_dice,
+        correction=cfg.link_correction,
         valid=valid,
         model=model,
         atom_ids=atom_ids,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping, Iterable
 from pathlib import Path
 
 from .._utils.atomic import atomic_path, write_text_atomic
@@ -103,13 +103,15 @@ def validate_runs(runs: Iterable[Run], gates: Gates) -> list[RunResult]:
     return results
 
 
-def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float, docs: dict | None) -> dict:
+def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float, docs: dict | None,
+                 policies: Mapping[str, str] | None = None) -> dict:
     """The content of ``metrics/validation.json``."""
     valid = [r.run_id for r in results if r.passed]
     excluded = [{"run_id": r.run_id, "reasons": [_reason(f) for f in r.failures]} for r in results if not r.passed]
     return {
         "format_version": FORMAT_VERSION,
         "on_invalid": cfg.on_invalid,
+        "on_invalid_by_dataset": dict(sorted((policies or {}).items())),
         "thresholds": cfg.model_dump(mode="json"),
         "n_runs": len(results),
         "n_valid": len(valid),
@@ -127,6 +129,7 @@ def run_validation(
     out_metrics: str | Path,
     docs_dir: str | Path,
     vendor_dir: str | Path | None = None,
+    policies: Mapping[str, str] | None = None,
 ) -> dict:
     """Run the data gates on every run of a prepared store.
 
@@ -143,6 +146,9 @@ def run_validation(
         Vendored CDN assets (``build/vendor``, see ``tools/vendor_assets.py``). When given the
         docs are made offline (an incomplete folder is an error); when None the docs keep
         their CDN links and the report says ``docs.offline: false``.
+    policies : mapping dataset name -> ``"fail"`` | ``"exclude"``, optional
+        Per-dataset policy overriding ``cfg.on_invalid`` (e.g. a real dataset with a known
+        broken subject is excluded from, not blocking, the study); recorded in the report.
 
     Returns
     -------
@@ -169,9 +175,11 @@ def run_validation(
 
             info = make_offline(tmp, vendor_dir)
             docs |= {"offline": True, "pages": info["pages"], "asset_versions": info["versions"]}
-    report = build_report(results, cfg, time.perf_counter() - start, docs)
+    report = build_report(results, cfg, time.perf_counter() - start, docs, policies)
     write_text_atomic(out_metrics, json.dumps(report, indent=2, allow_nan=False) + "\n")
-    if cfg.on_invalid == "fail" and report["excluded"]:
+    policies = policies or {}
+    blocking = [r for r in results if not r.passed and policies.get(r.run_id.split("_sub-")[0], cfg.on_invalid) == "fail"]
+    if blocking:
         raise ValidationFailed(prepared_root, results, out_metrics)
     return report
 

@@ -15,7 +15,10 @@ Layout and conventions are those of the dataset's README:
   written, all 15 ROI subjects have a complete file);
 - ``regressors/sNN-rate.txt``, ``sNN-sndpwr.txt``: the dataset's own HRF-convolved word-rate
   and sound-power predictors (362 values, already without the discarded volumes), kept as
-  confound columns ``rate`` and ``sndpwr`` because later stages use them as a baseline.
+  confound columns ``rate`` and ``sndpwr`` because later stages use them as a baseline;
+- ``regressors/sept18-generic-predictors-under-hrf-with-logfrqhal.txt``: 12 HRF-convolved
+  linguistic predictors (372 rows, the discarded volumes dropped), columns ``psy_01 .. psy_12``:
+  the psycholinguistic baseline.
 """
 
 from __future__ import annotations
@@ -88,6 +91,28 @@ def _motion(reg: Path, sub: str, n_trs: int, notes: list[str]) -> tuple[pd.DataF
     return pd.DataFrame(rp[N_DISCARDED:], columns=list(MOTION_COLUMNS)), str(files[0])
 
 
+PSY_FILE = "sept18-generic-predictors-under-hrf-with-logfrqhal.txt"
+N_PSY = 12
+
+
+def _psycholinguistic(reg: Path, n_trs: int, notes: list[str]) -> pd.DataFrame | None:
+    """The dataset's 12 HRF-convolved linguistic predictors as ``psy_01 .. psy_12`` (kept TRs only).
+
+    The dataset README lists them as word rate, log frequency, sentence break, top-down and
+    bottom-up node counts, CFG surprisal, bigram/trigram lexical and part-of-speech surprisal;
+    the file has no header, so the columns are numbered in file order rather than named.
+    """
+    path = reg / PSY_FILE
+    if not path.is_file():
+        notes.append(f"no {PSY_FILE}: the psycholinguistic baseline is left out")
+        return None
+    arr = _load_table(path, N_PSY)
+    if arr.shape[0] != n_trs + N_DISCARDED:
+        raise DataError(path, f"{arr.shape[0]} rows, expected {n_trs + N_DISCARDED} "
+                        f"({n_trs} kept + {N_DISCARDED} discarded volumes)")
+    return pd.DataFrame(arr[N_DISCARDED:], columns=[f"psy_{j + 1:02d}" for j in range(N_PSY)])
+
+
 def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: str = "alice") -> list[Run]:
     """Load the Alice ROI runs.
 
@@ -105,7 +130,7 @@ def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: st
     list of Run
         ``space="roi"``, data of shape (362, 6) with ``target_names`` :data:`ROI_NAMES`,
         ``tr=2.0``, ``t0=20.0``, task ``"alice"``; confounds ``trans_x .. rot_z`` (when usable),
-        ``rate``, ``sndpwr``.
+        ``rate``, ``sndpwr``, ``psy_01 .. psy_12``.
 
     Raises
     ------
@@ -143,8 +168,9 @@ def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: st
             if values.size != n_trs:
                 raise DataError(f, f"{values.size} rows but {src.name} has {n_trs} volumes; expected one value per kept TR")
             extra[col] = values
+        psy = _psycholinguistic(reg, n_trs, notes)
         confounds = pd.concat(
-            [df for df in (motion, pd.DataFrame(extra)) if df is not None], axis=1
+            [df for df in (motion, pd.DataFrame(extra), psy) if df is not None], axis=1
         )
         run = Run(
             dataset=name,
