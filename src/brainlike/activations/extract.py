@@ -21,83 +21,23 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .._utils.atomic import write_text_atomic
 from ..config import ExtractConfig, ModelConfig
 from ..errors import DataError
-from ..stimulus import delay_rows, frame_times, word_operator, zscore_columns
+# stimuli_from_runs is owned by brainlike.stimulus; importable from here as before
+from ..stimulus import Stimulus, TrGrid, delay_rows, word_operator, words_sha256, zscore_columns
+from ..stimulus import stimuli_from_runs as stimuli_from_runs
 from .forward import word_activations
 from .models import LoadedModel, load_model
 from .sources import materialised_origin, weights_revision
 from .store import FORMAT_VERSION, SIDECAR, LayerWriter, check_layer_file, layer_filename, sha256_file
 
 STATE = "state.json"
-
-
-@dataclass(frozen=True)
-class TrGrid:
-    """A TR grid shared by some runs of a stimulus: row i at ``t0 + i * tr``."""
-
-    tr: float
-    t0: float
-    n_trs: int
-    run_ids: tuple[str, ...] = ()
-
-    @property
-    def id(self) -> str:
-        return f"tr{self.tr:g}_t0{self.t0:+g}_n{self.n_trs}"
-
-    def frame_times(self) -> np.ndarray:
-        return frame_times(self.t0, self.tr, self.n_trs)
-
-
-@dataclass
-class Stimulus:
-    """One stimulus (a (dataset, task) pair) and the TR grids of the runs that heard it."""
-
-    id: str
-    words: pd.DataFrame
-    grids: list[TrGrid]
-    source: str | None = None
-    meta: dict = field(default_factory=dict)
-
-
-def words_sha256(words: pd.DataFrame) -> str:
-    blob = json.dumps(
-        [words["word"].astype(str).tolist(), np.round(words["onset"].to_numpy(float), 6).tolist()]
-    ).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def stimuli_from_runs(runs: Iterable) -> list[Stimulus]:
-    """Group runs by (dataset, task): same words -> one stimulus, one grid per distinct (tr, t0, n_trs).
-
-    Raises
-    ------
-    DataError
-        If two runs of the same (dataset, task) have different word tables.
-    """
-    groups: dict[tuple[str, str], dict] = {}
-    for run in runs:
-        key = (run.dataset, run.task)
-        src = run.meta.get("words_source", run.meta.get("source"))
-        g = groups.setdefault(key, {"words": run.words, "sha": words_sha256(run.words), "src": src, "grids": {}})
-        if words_sha256(run.words) != g["sha"]:
-            raise DataError(src, f"run {run.run_id} has other words than the first run of {key}; "
-                            "expected one word table per (dataset, task)", "word")
-        gk = (float(run.tr), float(run.t0), int(run.n_trs))
-        g["grids"].setdefault(gk, []).append(run.run_id)
-    out = []
-    for (dataset, task), g in sorted(groups.items()):
-        grids = [TrGrid(tr, t0, n, tuple(ids)) for (tr, t0, n), ids in sorted(g["grids"].items())]
-        out.append(Stimulus(f"{dataset}_task-{task}", g["words"], grids, g["src"], {"dataset": dataset, "task": task}))
-    return out
 
 
 def is_up_to_date(final: Path, phash: str) -> bool:

@@ -40,8 +40,8 @@ from ..config import ExtractConfig, ModelConfig
 from ..data.embedded.movie import EVENT_COLUMNS, image_file, load_image
 from ..errors import DataError
 from ..stimulus import frame_times as _frame_times
-from ..stimulus import word_operator
-from .extract import STATE, TrGrid, _progress_bar, _write_layer, is_up_to_date, resume_state, revision_of
+from ..stimulus import TrGrid, group_runs, word_operator
+from .extract import STATE, _progress_bar, _write_layer, is_up_to_date, resume_state, revision_of
 from .builtin import CLIP_MEAN, CLIP_STD
 from .models import LoadedModel, load_model
 from .sites import FAMILIES, CapturePoint, capture, resolve_sites
@@ -163,24 +163,13 @@ def event_stimuli_from_runs(runs: Iterable) -> list[EventStimulus]:
     DataError
         Two runs of one (dataset, task) with different event tables.
     """
-    groups: dict[tuple[str, str], dict] = {}
-    for run in runs:
+    def events_of(run) -> tuple[pd.DataFrame, str | None] | None:
         if not is_event_run(run):
-            continue
+            return None
         src = run.meta.get("events_source", run.meta.get("source"))
-        ev = check_events(pd.DataFrame(run.meta.get("events", [])), src)
-        key = (run.dataset, run.task)
-        g = groups.setdefault(key, {"events": ev, "sha": events_sha256(ev), "src": src, "grids": {}})
-        if events_sha256(ev) != g["sha"]:
-            raise DataError(src, f"run {run.run_id} has other events than the first run of {key}; "
-                            "expected one event table per (dataset, task)", "events")
-        g["grids"].setdefault((float(run.tr), float(run.t0), int(run.n_trs)), []).append(run.run_id)
-    return [
-        EventStimulus(f"{d}_task-{t}", g["events"],
-                      [TrGrid(tr, t0, n, tuple(ids)) for (tr, t0, n), ids in sorted(g["grids"].items())],
-                      g["src"], {"dataset": d, "task": t})
-        for (d, t), g in sorted(groups.items())
-    ]
+        return check_events(pd.DataFrame(run.meta.get("events", [])), src), src
+
+    return [EventStimulus(*g) for g in group_runs(runs, events_of, events_sha256, "events", "event table", "events")]
 
 
 # --- events -> TR operator -----------------------------------------------------------------------
