@@ -12,7 +12,7 @@ applied to the event's *block*: the block is split into impulses every ``tr / ov
 seconds (the fine grid nilearn samples blocks on), so ``spm``/``glover`` give the HRF response
 to a sustained display and ``fir`` Lanczos-resamples the block. Then each AN is z-scored,
 constant ANs are dropped, and layers are written with :class:`~.store.LayerWriter` under the
-same layout, sidecar and resume rules as the text path (:func:`~.extract.extract_stimulus`),
+same layout, sidecar and resume rules as the text path (the shared phases of :mod:`.phases`),
 so patterns and encoding read them unchanged (the ``tower`` column tells the modality).
 
 Models without downloadable weights offline are built by :mod:`.builtin`. A user with real
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,17 +33,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._utils.atomic import write_text_atomic
 from ..config import ExtractConfig, ModelConfig
 from ..data.embedded.movie import EVENT_COLUMNS, image_file, load_image
 from ..errors import DataError
-from ..stimulus import frame_times as _frame_times
 from ..stimulus import TrGrid, group_runs, word_operator
-from .extract import STATE, _progress_bar, _write_layer, is_up_to_date, resume_state, revision_of
 from .builtin import CLIP_MEAN, CLIP_STD
 from .models import LoadedModel, load_model
+from .phases import hrf_meta, layers_meta, point_records, progress_bar, revision_of, run_phases
 from .sites import FAMILIES, CapturePoint, capture, resolve_sites
-from .store import FORMAT_VERSION, SIDECAR, check_layer_file, layer_filename, sha256_file
+from .store import FORMAT_VERSION, sha256_file
 
 STIMULUS_TYPE = "image_caption"
 
@@ -323,14 +319,6 @@ def events_params_hash(model: ModelConfig, cfg: ExtractConfig, events: pd.DataFr
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _forward_ok(scratch: Path, state: dict) -> bool:
-    fw = state.get("forward")
-    if not fw:
-        return False
-    return all((scratch / "events" / p["file"]).is_file()
-               and sha256_file(scratch / "events" / p["file"]) == p["sha256"] for p in fw["points"])
-
-
 def extract_events(
     model: ModelConfig,
     cfg: ExtractConfig,
@@ -342,10 +330,9 @@ def extract_events(
 ) -> dict:
     """Extract, align and store a VLM's activations for an image+caption stimulus (resumable).
 
-    Same conventions as :func:`~brainlike.activations.extract.extract_stimulus`: work in
-    ``<scratch>/<model>/<stimulus>`` with ``state.json`` (forward phase -> ``events/P###.npy``,
-    then one Arrow file per grid and layer, each checked by sha256 on resume), sidecar written
-    last, one rename to ``<output>/<model>/<stimulus>``; an up-to-date output is left alone.
+    Only the forward pass is this extractor's own (one pass per event -> ``events/P###.npy``);
+    the resumable layer phase, sidecar and publish step are :func:`~.phases.run_phases`, as for
+    :func:`~brainlike.activations.extract.extract_stimulus`; an up-to-date output is left alone.
 
     Returns
     -------
@@ -354,23 +341,16 @@ def extract_events(
     """
     model_dir = Path(model_dir)
     events = check_events(stim.events, stim.source)
-    final = Path(cfg.output) / model.name / stim.id
-    scratch = Path(cfg.scratch) / model.name / stim.id
     revision = revision_of(model, model_dir)
     images = _images_provenance(events)
     phash = events_params_hash(model, cfg, events, stim.grids, revision, images)
-    if is_up_to_date(final, phash):
-        return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
-    state = resume_state(scratch, phash)
-    t_start = time.perf_counter()
-    resumed_forward = _forward_ok(scratch, state)
-    if not resumed_forward:
-        state["layers"] = {}
+    onsets, durations = events["onset"].to_numpy(np.float64), events["duration"].to_numpy(np.float64)
+
+    def forward(edir: Path) -> dict:
+        nonlocal loaded
         if loaded is None:
             loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
-        edir = scratch / "events"
-        edir.mkdir(parents=True, exist_ok=True)
-        bar = _progress_bar(len(events), model.name, progress)
+        bar = progress_bar(len(events), model.name, progress)
         try:
             ea = event_activations(loaded, events, model.site, model.pooling, progress=bar, source=stim.source)
         finally:
@@ -378,78 +358,28 @@ def extract_events(
                 bar.close()
         for i, v in enumerate(ea.values):
             np.save(edir / f"P{i:03d}.npy", v)
-        state["forward"] = {
+        return {
             "family": loaded.family.name, "n_events": len(events), "n_tokens": int(ea.n_tokens.sum()),
             "forward_s": round(ea.forward_s, 3), "image": image_spec(model_dir, loaded.model.config).__dict__,
-            "points": [{"tower": p.tower, "layer": p.layer, "module": p.module_path, "width": p.width,
-                        "file": f"P{i:03d}.npy", "sha256": sha256_file(edir / f"P{i:03d}.npy")}
-                       for i, p in enumerate(ea.points)],
+            "points": point_records(ea.points, edir),
         }
-        write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
-    fw = state["forward"]
-    out = scratch / "out"
-    onsets, durations = events["onset"].to_numpy(np.float64), events["duration"].to_numpy(np.float64)
-    resumed_layers, grids_meta = 0, []
-    for grid in stim.grids:
-        gdir = out / grid.id
-        gdir.mkdir(parents=True, exist_ok=True)
-        M = event_operator(onsets, durations, _frame_times(grid.t0, grid.tr, grid.n_trs), cfg.hrf, cfg.oversampling,
-                           cfg.lanczos_window, cfg.lanczos_cutoff)
-        files = []
-        for i, p in enumerate(fw["points"]):
-            fname = layer_filename(p["tower"], p["layer"])
-            key = f"{grid.id}/{fname}"
-            done = state["layers"].get(key)
-            path = gdir / fname
-            if done and check_layer_file(path, done["n_rows"], grid.n_trs, done["sha256"]):
-                resumed_layers += 1
-            else:
-                arr = np.load(scratch / "events" / p["file"], mmap_mode="r")
-                n_rows, n_const = _write_layer(path, p, arr, M, cfg, grid.n_trs)
-                del arr
-                done = {"n_rows": n_rows, "n_constant": n_const, "sha256": sha256_file(path)}
-                state["layers"][key] = done
-                write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
-                if on_layer is not None:
-                    on_layer(grid.id, i)
-            files.append({"tower": p["tower"], "layer": p["layer"], "file": fname} | done)
-        grids_meta.append({
-            "id": grid.id, "tr": grid.tr, "t0": grid.t0, "n_trs": grid.n_trs, "run_ids": list(grid.run_ids),
-            "n_ans": int(sum(f["n_rows"] for f in files)),
-            "n_constant_dropped": int(sum(f["n_constant"] for f in files)), "files": files,
-        })
-    import transformers
 
-    towers = list(dict.fromkeys(p["tower"] for p in fw["points"]))
-    sidecar = {
-        "format_version": FORMAT_VERSION, "params_hash": phash, "model": model.model_dump(mode="json"),
-        "model_dir": str(model_dir), "revision": revision, "family": fw["family"],
-        "causal": False,  # no windows: each event is one whole forward pass
-        "site": model.site, "pooling": model.pooling, "towers": towers,
-        "layers": [{"tower": p["tower"], "layer": p["layer"], "module": p["module"], "width": p["width"]}
-                   for p in fw["points"]],
-        "n_layers": len(fw["points"]), "widths": sorted({p["width"] for p in fw["points"]}),
-        "stimulus": {"id": stim.id, "type": STIMULUS_TYPE, "source": stim.source, "n_events": len(events),
-                     "events_sha256": events_sha256(events), "images": images,
-                     "n_caption_tokens": fw["n_tokens"]} | stim.meta,
-        "image_preprocessing": fw["image"],
-        "windows": None,
-        "hrf": {"model": cfg.hrf, "oversampling": cfg.oversampling,
-                "fir_delays": cfg.fir_delays if cfg.hrf == "fir" else None, "lanczos_window": cfg.lanczos_window,
-                "lanczos_cutoff": cfg.lanczos_cutoff, "events": "blocks",
-                "zscore": "population sd"},
-        "grids": grids_meta,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "timing_s": {"forward": fw["forward_s"], "this_call": round(time.perf_counter() - t_start, 3)},
-    }
-    (out / SIDECAR).write_text(json.dumps(sidecar, indent=1) + "\n")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(out, final)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return {"status": "written", "path": str(final), "resumed_forward": resumed_forward,
-            "resumed_layers": resumed_layers}
+    def operator(grid: TrGrid) -> np.ndarray:
+        return event_operator(onsets, durations, grid.frame_times(), cfg.hrf, cfg.oversampling,
+                              cfg.lanczos_window, cfg.lanczos_cutoff)
+
+    def describe(fw: dict) -> dict:
+        return {
+            "causal": False,  # no windows: each event is one whole forward pass
+            "site": model.site, "pooling": model.pooling, "towers": list(dict.fromkeys(p["tower"] for p in fw["points"])),
+        } | layers_meta(fw["points"]) | {
+            "stimulus": {"id": stim.id, "type": STIMULUS_TYPE, "source": stim.source, "n_events": len(events),
+                         "events_sha256": events_sha256(events), "images": images,
+                         "n_caption_tokens": fw["n_tokens"]} | stim.meta,
+            "image_preprocessing": fw["image"],
+            "windows": None,
+            "hrf": hrf_meta(cfg, events="blocks"),
+        }
+
+    return run_phases(model, cfg, stim.id, model_dir, phash, revision, "events", forward, stim.grids, operator,
+                      describe, on_layer)
