@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from brainlike.cli import run_stage
 from brainlike.config import load_params
-from brainlike.errors import BrainlikeError
 from brainlike.patterns import run_patterns
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        metrics = run_patterns(args.model, params.patterns, params.extract.output, params.paths.metrics,
-                               compute=params.compute)
-        print(json.dumps({"model": args.model} | {k: {"r2": v["r2"], "sparsity": v["sparsity"]} for k, v in metrics.items()}))
-    except BrainlikeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    params = load_params(args.params)
+    metrics = run_patterns(args.model, params.patterns, params.extract.output, params.paths.metrics,
+                           compute=params.compute)
+    print(json.dumps({"model": args.model} | {k: {"r2": v["r2"], "sparsity": v["sparsity"]} for k, v in metrics.items()}))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

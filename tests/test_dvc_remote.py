@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from brainlike._utils import dvc_remote as dr
+from brainlike.checks import outputs as dvo
+from brainlike.checks import remote as dr
 from brainlike.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,8 +86,8 @@ def _make_pipeline(ws: Path) -> Path:
     (ws / "summary.py").write_text(SUMMARY)
     (ws / "dvc.yaml").write_text(_dvc_yaml(sys.executable))
     _git("init", "-q", cwd=ws)
-    dr.run_dvc(["init", "-q"], ws)
-    dr.run_dvc(["repro", "-q"], ws)
+    dvo.run_dvc(["init", "-q"], ws)
+    dvo.run_dvc(["repro", "-q"], ws)
     _git("add", "-A", cwd=ws)
     _git("commit", "-q", "-m", "pipeline", cwd=ws)
     return ws
@@ -139,19 +140,19 @@ def test_round_trip_passes_and_leaves_no_trace(workspace, tmp_path, capsys):
 
 
 def test_remote_missing_objects_name_the_outputs(workspace, tmp_path):
-    outputs, _, cache_root = dr.cached_outputs(workspace)
+    outputs, _, cache_root = dvo.cached_outputs(workspace)
     assert [(o.path, o.stage, o.isdir, o.nfiles) for o in outputs] == [
         ("data/raw", "gen", True, 4), ("data/model.bin", "model", False, None),
         ("data/summary.txt", "summary", False, None)]
     remote = tmp_path / "remote"
     dr.push_outputs(workspace, remote, tmp_path / "scratch")
-    assert dr.missing_objects(remote, outputs, cache_root) == []
+    assert dvo.missing_objects(remote, outputs, cache_root) == []
     summary = next(o for o in outputs if o.path == "data/summary.txt")
     raw = next(o for o in outputs if o.path == "data/raw")
-    _, atoms = next(e for e in dr._dir_entries(cache_root, raw) if e[0] == "sub/atoms.bin")
+    _, atoms = next(e for e in dvo._dir_entries(cache_root, raw) if e[0] == "sub/atoms.bin")
     (remote / summary.object).unlink()
     (remote / atoms).unlink()
-    assert dr.missing_objects(remote, outputs, cache_root) == [
+    assert dvo.missing_objects(remote, outputs, cache_root) == [
         f"data/raw (stage gen): file sub/atoms.bin -> object {atoms} missing from {remote}",
         f"data/summary.txt (stage summary): object {summary.object} missing from {remote}",
     ]
@@ -169,10 +170,10 @@ def test_remote_missing_objects_name_the_outputs(workspace, tmp_path):
 
 
 def test_changed_pulled_file_is_reported(workspace, tmp_path):
-    outputs, _, _ = dr.cached_outputs(workspace)
+    outputs, _, _ = dvo.cached_outputs(workspace)
     copy = tmp_path / "copy"
     shutil.copytree(workspace / "data", copy / "data")
-    compared, problems = dr.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
+    compared, problems = dvo.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
     assert compared == {"data/raw/sub/atoms.bin": "sha256 equal"} and problems == []
     target = copy / "data/raw/sub/atoms.bin"
     os.chmod(target, 0o644)
@@ -180,11 +181,11 @@ def test_changed_pulled_file_is_reported(workspace, tmp_path):
     data[0] ^= 1  # same size, different content
     target.write_bytes(bytes(data))
     (copy / "data/raw/part0.txt").unlink()
-    compared, problems = dr.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
+    compared, problems = dvo.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
     assert "part0.txt" in problems[0] and "missing" in problems[0]
     assert compared == {}  # a listing that differs is not hashed file by file
     (copy / "data/raw/part0.txt").write_text("x" * 100)
-    compared, problems = dr.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
+    compared, problems = dvo.compare_outputs(workspace, copy, outputs, ["data/raw/sub/*"])
     assert compared["data/raw/sub/atoms.bin"].startswith("sha256 ")
     assert compared["data/raw/sub/atoms.bin"] != "sha256 equal"
     assert len(problems) == 1 and "data/raw/sub/atoms.bin" in problems[0]
@@ -205,3 +206,15 @@ def test_dirty_workspace_exits_2_with_the_stages(workspace, tmp_path):
     assert list(stages) == ["summary"]
     assert proc.stdout == ""
     assert not list(tmp_path.glob("brainlike-dvc-remote-*"))  # nothing pushed
+
+
+def test_checks_entry_dispatches_to_the_named_check(capsys):
+    from brainlike.checks.__main__ import main as checks_main
+
+    assert checks_main(["--help"]) == 0
+    assert "remote" in capsys.readouterr().out
+    assert checks_main(["nope"]) == 2
+    assert "usage: python -m brainlike.checks" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ex:  # argparse of the remote check itself
+        checks_main(["remote", "--help"])
+    assert ex.value.code == 0 and "--compare" in capsys.readouterr().out

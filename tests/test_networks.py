@@ -1,4 +1,4 @@
-"""Network matching: FDR/top-fraction thresholds, Dice, spin-test null, links (issue 6 item 2)."""
+"""Network matching: FDR/top-fraction thresholds, Dice, spin-test null, links."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registry against a shared MLflow tracking server backed by PostgreSQL (issue 8).
+"""Registry against a shared MLflow tracking server backed by PostgreSQL.
 
 Runs under ``tools/pg_mlflow.sh``, which starts a temporary PostgreSQL cluster and an
 ``mlflow server`` on it and exports ``BRAINLIKE_TEST_TRACKING_URI`` (the server) and

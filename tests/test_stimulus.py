@@ -86,3 +86,56 @@ def test_bad_inputs():
         frame_times(0, 0.0, 10)
     with pytest.raises(DataError, match="finite"):
         lanczos_operator(np.array([np.nan]), times)
+
+
+# --- stimuli: ids, grouping, the primary stimulus --------------------------------------------------
+def test_stimulus_id_round_trip():
+    from brainlike.stimulus import dataset_of, stimulus_id, task_of
+
+    sid = stimulus_id("alice", "alice")
+    assert sid == "alice_task-alice"
+    assert (dataset_of(sid), task_of(sid)) == ("alice", "alice")
+    assert (dataset_of("embedded_task-movie"), task_of("embedded_task-movie")) == ("embedded", "movie")
+    assert (dataset_of("plain"), task_of("plain")) == ("plain", "plain")
+
+
+@pytest.mark.parametrize("stimuli, expected", [
+    (["alice_task-alice", "embedded_task-movie", "embedded_task-story"], "embedded_task-story"),
+    (["embedded_task-story"], "embedded_task-story"),
+    (["alice_task-alice", "embedded_task-zoo", "embedded_task-movie"], "embedded_task-movie"),
+    (["zeta_task-b", "alice_task-story", "alice_task-alice"], "alice_task-alice"),
+    ([], None),
+])
+def test_primary_stimulus_rule(stimuli, expected):
+    from brainlike.stimulus import primary_stimulus
+
+    assert primary_stimulus(stimuli) == expected
+    assert primary_stimulus(reversed(stimuli)) == expected  # order of the input does not matter
+
+
+def _run(run_id, dataset, task, words, tr=2.0, t0=0.0, n_trs=10):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(run_id=run_id, dataset=dataset, task=task, words=words, tr=tr, t0=t0, n_trs=n_trs,
+                           meta={"words_source": f"{dataset}/{task}.tsv"})
+
+
+def test_stimuli_from_runs_groups_by_dataset_task_and_grid():
+    import pandas as pd
+
+    from brainlike.activations.extract import stimuli_from_runs as via_activations
+    from brainlike.stimulus import stimuli_from_runs
+
+    assert via_activations is stimuli_from_runs
+    words = pd.DataFrame({"word": ["a", "b"], "onset": [0.5, 1.0]})
+    other = pd.DataFrame({"word": ["c"], "onset": [0.2]})
+    runs = [_run("s1", "ds", "t", words), _run("s2", "ds", "t", words, n_trs=12), _run("s3", "ds", "t", words),
+            _run("s4", "ab", "x", other)]
+    stims = stimuli_from_runs(runs)
+    assert [s.id for s in stims] == ["ab_task-x", "ds_task-t"]
+    ds = stims[1]
+    assert ds.meta == {"dataset": "ds", "task": "t"} and ds.source == "ds/t.tsv"
+    assert [(g.n_trs, g.run_ids) for g in ds.grids] == [(10, ("s1", "s3")), (12, ("s2",))]
+    assert ds.grids[0].id == "tr2_t0+0_n10"
+    with pytest.raises(DataError, match="other words than the first run"):
+        stimuli_from_runs([_run("s1", "ds", "t", words), _run("s2", "ds", "t", other)])

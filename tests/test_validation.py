@@ -1,4 +1,4 @@
-"""Data gates (issue 3): each bad input on data the test builds, the stage, the CLI, real Alice
+"""Data gates: each bad input on data the test builds, the stage, the CLI, real Alice
 data, and the offline Data Docs rendered in headless Chromium."""
 
 from __future__ import annotations

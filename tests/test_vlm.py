@@ -17,13 +17,10 @@ import transformers as T
 
 from brainlike.activations import ActivationSet, TrGrid, family_for, load_model, resolve_sites
 from brainlike.activations.sites import capture
+from brainlike.activations.builtin import CLIP_MEAN, CLIP_STD, builtin_config, clip_tokenizer
 from brainlike.activations.vlm import (
-    CLIP_MEAN,
-    CLIP_STD,
     EventStimulus,
     ImageSpec,
-    builtin_config,
-    clip_tokenizer,
     event_activations,
     event_inputs,
     event_operator,

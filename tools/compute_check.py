@@ -3,106 +3,14 @@
     python tools/compute_check.py [--params params.yaml] [--scheduler local] [--n-workers N]
                                   [--out build/compute-check] [--reference metrics/organization.json]
 
-In a workspace where `dvc repro` has run, reruns encode (every model + the baseline) ->
-networks -> metrics with ``compute.scheduler`` = ``--scheduler`` (one cluster for the three
-stages) into ``--out``, from a copy of params.yaml (``<out>/params.yaml``) whose outputs point
-there: ``encoding.output``, ``encoding.baseline_output``, ``networks.output`` and the metrics
-folder. Inputs are the real ones: ``paths.prepared``, ``patterns.output``, ``paths.atlases`` and
-``<paths.metrics>/validation.json``. The DVC-tracked outputs are never written.
-
-Then compares ``<out>/metrics/organization.json`` with ``--reference`` (the serial run's, by
-default ``<paths.metrics>/organization.json``): organization.json holds no timing field, so
-the two must be identical. Prints the first differences and exits 1 if they are not.
-``$BRAINLIKE_COMPUTE_SCHEDULER`` still overrides the scheduler (e.g. a Slurm cluster's address).
+The same as ``python -m brainlike.checks compute``; the logic is in ``brainlike.checks.compute``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 import sys
-import time
-from pathlib import Path
 
-import yaml
-
-from brainlike.config import load_params
-from brainlike._utils.compute import open_executor
-from brainlike.encoding.stage import run_baseline, run_encode
-from brainlike.metrics.stage import run_metrics
-from brainlike.networks.stage import run_networks
-
-
-def differences(a, b, where: str = "") -> list[str]:
-    """Paths (``/models/m/key``) where two JSON values differ, with both values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = [f"{where}/{k}: only in {'reference' if k in a else 'check'}" for k in sorted(set(a) ^ set(b))]
-        for k in a:
-            if k in b:
-                out += differences(a[k], b[k], f"{where}/{k}")
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
-    return [] if a == b else [f"{where}: reference {a!r} != check {b!r}"]
-
-
-def redirected_params(params_path: Path, out: Path, scheduler: str, n_workers: int | None) -> Path:
-    """A copy of params.yaml whose stage outputs point under ``out``; returns its path."""
-    raw = yaml.safe_load(params_path.read_text())
-    raw.setdefault("encoding", {}).update(output=str(out / "encoding"), baseline_output=str(out / "baseline"))
-    raw.setdefault("networks", {})["output"] = str(out / "networks")
-    raw.setdefault("compute", {}).update(scheduler=scheduler, n_workers=n_workers)
-    dest = out / "params.yaml"
-    dest.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return dest
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml", type=Path)
-    ap.add_argument("--scheduler", default="local", help="local (default) or a Dask scheduler address")
-    ap.add_argument("--n-workers", type=int, default=None, help="local: worker processes (default: one per core)")
-    ap.add_argument("--out", default="build/compute-check", type=Path)
-    ap.add_argument("--reference", type=Path, default=None, help="default: <paths.metrics>/organization.json")
-    args = ap.parse_args(argv)
-    real = load_params(args.params)
-    reference = args.reference or Path(real.paths.metrics) / "organization.json"
-    if not reference.is_file():
-        print(f"error: {reference}: not found; run `dvc repro` first", file=sys.stderr)
-        return 2
-    out = args.out.resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    p = load_params(redirected_params(args.params, out, args.scheduler, args.n_workers))
-    mdir = out / "metrics"
-    validation = Path(real.paths.metrics) / "validation.json"  # the real gate verdicts (read only)
-    t0 = time.perf_counter()
-    with open_executor(p.compute) as ex:
-        print(json.dumps({"scheduler": ex.scheduler, "workers": ex.n_workers}), flush=True)
-        for m in sorted(p.models):
-            t = time.perf_counter()
-            run_encode(m, p.encoding, p.patterns.output, p.paths.prepared, validation, p.paths.atlases, mdir,
-                       compute=ex)
-            print(json.dumps({"encode": m, "s": round(time.perf_counter() - t, 1)}), flush=True)
-        t = time.perf_counter()
-        run_baseline(p.encoding, p.paths.prepared, validation, p.paths.atlases, mdir, compute=ex)
-        print(json.dumps({"encode": "baseline", "s": round(time.perf_counter() - t, 1)}), flush=True)
-        t = time.perf_counter()
-        run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output, mdir,
-                     compute=ex)
-        print(json.dumps({"networks": round(time.perf_counter() - t, 1)}), flush=True)
-    run_metrics(p, mdir)
-    wall = time.perf_counter() - t0
-    diff = differences(json.loads(reference.read_text()), json.loads((mdir / "organization.json").read_text()))
-    verdict = "identical" if not diff else f"{len(diff)} differences"
-    print(json.dumps({"organization.json": verdict, "reference": str(reference),
-                      "check": str(mdir / "organization.json"), "wall_s": round(wall, 1)}))
-    for d in diff[:20]:
-        print("  " + d)
-    return 1 if diff else 0
-
+from brainlike.checks.compute import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,14 +7,14 @@ Pushes every cached output of WORKSPACE (whose ``dvc status`` must be clean) to 
 temporary local remote, pulls into a fresh copy of its git-visible files with an empty cache,
 and checks that ``dvc status`` is clean there and ``dvc repro --dry`` would run nothing.
 Prints a JSON report. Exit 0: pass; 1: the round trip failed; 2: WORKSPACE is not clean.
-The logic is in ``brainlike._utils.dvc_remote``.
+The same as ``python -m brainlike.checks remote``; the logic is in ``brainlike.checks.remote``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from brainlike._utils.dvc_remote import main
+from brainlike.checks.remote import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Tokens <-> words and long-stimulus windows (DESIGN.md section 2 step 1).
+"""Tokens <-> words and long-stimulus windows of the text extractor.
 
 The stimulus text is the words joined by single spaces; a fast tokenizer's offset mapping
 then says which word each token belongs to. Windows cover the token sequence with overlap;

@@ -110,10 +110,6 @@ def register_family(family: Family) -> None:
     FAMILIES[:] = [f for f in FAMILIES if f.name != family.name] + [family]
 
 
-def supported_model_types() -> list[str]:
-    return sorted(t for f in FAMILIES for t in f.model_types)
-
-
 def family_for(config, source: str | None = None) -> Family:
     """The family of a transformers config; raises :class:`DataError` if unsupported."""
     model_type = getattr(config, "model_type", None) or ""
@@ -207,7 +203,7 @@ def capture(points: list[CapturePoint], sink: Callable[[int, torch.Tensor], None
             h.remove()
 
 
-# --- vision-language families (issue 4 item 4; extraction in ``vlm.py``) -------------------
+# --- vision-language families (extraction in ``vlm.py``) -----------------------------------
 # CLIP (two towers): both are pre-LN encoders with ``mlp.fc1 -> act -> mlp.fc2``; the text
 # tower is causal (CLIP's text encoder masks future tokens), the vision tower is not.
 _CLIP_SITES = {

@@ -27,6 +27,7 @@ from pathlib import Path
 from .._utils.atomic import atomic_path
 from .._utils.hashing import sha256_file
 from ..errors import DataError
+from .builtin import write_builtin
 
 SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.gguf")
@@ -228,8 +229,6 @@ def materialise(source: str | ModelSource, cache_dir: str | Path) -> Path:
         target = materialised_dir(src, cache_dir)
         if (target / "config.json").is_file():
             return target
-        from .vlm import write_builtin
-
         return write_builtin(src.ref, target)
     if not needs_materialise(src):
         raise DataError(

@@ -1,4 +1,4 @@
-"""Vision-language models on image+caption stimuli (DESIGN.md section 2 step 1, paper B).
+"""Vision-language models on image+caption stimuli.
 
 An *event* is one image shown with one caption from ``onset`` for ``duration`` seconds. Each
 event is one forward pass (batch of one: the image and its tokenised caption); forward hooks
@@ -12,48 +12,37 @@ applied to the event's *block*: the block is split into impulses every ``tr / ov
 seconds (the fine grid nilearn samples blocks on), so ``spm``/``glover`` give the HRF response
 to a sustained display and ``fir`` Lanczos-resamples the block. Then each AN is z-scored,
 constant ANs are dropped, and layers are written with :class:`~.store.LayerWriter` under the
-same layout, sidecar and resume rules as the text path (:func:`~.extract.extract_stimulus`),
+same layout, sidecar and resume rules as the text path (the shared phases of :mod:`.phases`),
 so patterns and encoding read them unchanged (the ``tower`` column tells the modality).
 
-Models without downloadable weights offline are built here (:func:`write_builtin`):
-``clip-vit-b32`` (CLIP ViT-B/32 shape) and ``bridgetower-small`` (a reduced BridgeTower), with
-the real CLIP BPE vocabulary shipped in ``open-clip-torch``; with ``trained: false`` they are
-randomly initialised from a seed. A user with real weights points ``source`` at their folder
-(its ``preprocessor_config.json`` and tokenizer are then used).
+Models without downloadable weights offline are built by :mod:`.builtin`. A user with real
+weights points ``source`` at their folder (its ``preprocessor_config.json`` and tokenizer are
+then used).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .._utils.atomic import atomic_path, write_text_atomic
 from ..config import ExtractConfig, ModelConfig
 from ..data.embedded.movie import EVENT_COLUMNS, image_file, load_image
 from ..errors import DataError
-from ..stimulus import frame_times as _frame_times
-from ..stimulus import word_operator
-from .extract import STATE, TrGrid, _progress_bar, _write_layer, is_up_to_date, resume_state, revision_of
+from ..stimulus import TrGrid, group_runs, word_operator
+from .builtin import CLIP_MEAN, CLIP_STD
 from .models import LoadedModel, load_model
+from .phases import hrf_meta, layers_meta, point_records, progress_bar, revision_of, run_phases
 from .sites import FAMILIES, CapturePoint, capture, resolve_sites
-from .store import FORMAT_VERSION, SIDECAR, check_layer_file, layer_filename, sha256_file
+from .store import FORMAT_VERSION, sha256_file
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP image normalisation
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CLIP_CONTEXT = 77
-BUILTIN_INFO = "brainlike_builtin.json"
 STIMULUS_TYPE = "image_caption"
 
 
@@ -62,60 +51,7 @@ def vlm_families() -> set[str]:
     return {f.name for f in FAMILIES if any(t.name != "text" for t in f.towers)}
 
 
-# --- tokenizer and image preprocessing, built offline ------------------------------------------
-def clip_bpe_file() -> Path:
-    """The real CLIP BPE merges shipped with open-clip-torch (``bpe_simple_vocab_16e6.txt.gz``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(None, "package open-clip-torch is not installed; it ships the CLIP BPE vocabulary "
-                        "(install with `uv pip install --no-deps open-clip-torch`)", "tokenizer")
-    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    if not path.is_file():
-        raise DataError(path, "CLIP BPE vocabulary file missing from open-clip-torch", "tokenizer")
-    return path
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2 / CLIP reversible byte -> printable character map (256 entries)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
-@lru_cache(maxsize=1)
-def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """CLIP's 49,408-token vocabulary and 48,894 merges, built as open_clip's SimpleTokenizer does.
-
-    Vocabulary order: 256 byte characters, the same with ``</w>``, one token per merge, then
-    ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
-    """
-    path = clip_bpe_file()
-    try:
-        lines = gzip.open(path).read().decode("utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read the CLIP BPE vocabulary: {exc}", "tokenizer") from None
-    merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
-    base = list(_bytes_to_unicode().values())
-    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, merges
-
-
-def clip_tokenizer(model_max_length: int = CLIP_CONTEXT):
-    """A fast CLIP tokenizer (transformers ``CLIPTokenizer``) on the real CLIP BPE vocabulary."""
-    from transformers import CLIPTokenizer
-
-    vocab, merges = clip_vocab()
-    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
-
-
+# --- image preprocessing ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class ImageSpec:
     """Image preprocessing: shortest-edge bicubic resize, centre crop, per-channel normalisation."""
@@ -164,66 +100,6 @@ def image_spec(model_dir: str | Path, config) -> ImageSpec:
         raise DataError(p, f"expected size >= crop_size and 3-channel image_mean/std, got size={resize}, "
                         f"crop={crop}, mean={mean}, std={std}", "preprocessor_config.json")
     return ImageSpec(int(resize), int(crop), tuple(map(float, mean)), tuple(map(float, std)))
-
-
-# --- built-in random-initialised shapes -------------------------------------------------------
-def builtin_config(name: str):
-    """Config of a built-in VLM shape (no weights exist offline: use with ``trained: false``).
-
-    ``clip-vit-b32``: OpenAI CLIP ViT-B/32 (text 12 x 512, FFN 2048, 8 heads, 77 tokens; vision
-    12 x 768, FFN 3072, 12 heads, 224 px, 32 px patches; projection 512; ~151 M parameters).
-    ``bridgetower-small``: BridgeTower at reduced size (text 6 x 512, FFN 2048, 8 heads, RoBERTa-style
-    positions for 77 tokens; vision CLIP-style 6 x 512, FFN 2048, 224 px, 32 px patches; 3 fusion
-    layers per stream of 512, FFN 2048), with the CLIP BPE vocabulary (49,408 tokens) in place of
-    RoBERTa's, which is not available offline.
-    """
-    from transformers import BridgeTowerConfig, CLIPConfig
-
-    vocab = 49408
-    if name == "clip-vit-b32":
-        return CLIPConfig(
-            text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                             num_attention_heads=8, max_position_embeddings=CLIP_CONTEXT, bos_token_id=49406,
-                             eos_token_id=49407, pad_token_id=1),
-            vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                               image_size=224, patch_size=32),
-            projection_dim=512,
-        )
-    if name == "bridgetower-small":
-        return BridgeTowerConfig(
-            hidden_size=512, num_hidden_layers=3, num_attention_heads=8,
-            # pad_token_id doubles as RoBERTa's position padding index: positions start at pad + 1
-            text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=6,
-                             num_attention_heads=8, max_position_embeddings=CLIP_CONTEXT + 2, pad_token_id=1,
-                             bos_token_id=49406, eos_token_id=49407),
-            vision_config=dict(hidden_size=512, num_hidden_layers=6, image_size=224, patch_size=32),
-        )
-    raise DataError(None, f"unknown built-in VLM {name!r}; expected one of {BUILTINS}", "models[].source")
-
-
-BUILTINS = ("clip-vit-b32", "bridgetower-small")
-
-
-def write_builtin(name: str, folder: str | Path) -> Path:
-    """Write a loadable model folder for a built-in shape (atomically): config, tokenizer, preprocessing.
-
-    No weight file is written: the folder serves ``trained: false`` (``load_model`` builds the
-    model from ``config.json`` with the entry's seed).
-    """
-    config = builtin_config(name)
-    folder = Path(folder)
-    with atomic_path(folder) as tmp:
-        tmp.mkdir(parents=True)
-        config.save_pretrained(str(tmp))
-        clip_tokenizer(CLIP_CONTEXT).save_pretrained(str(tmp))
-        size = int(config.vision_config.image_size)
-        (tmp / "preprocessor_config.json").write_text(json.dumps(
-            {"size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size},
-             "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "resample": "bicubic"}, indent=1) + "\n")
-        (tmp / BUILTIN_INFO).write_text(json.dumps(
-            {"builtin": name, "bpe": clip_bpe_file().name, "bpe_sha256": sha256_file(clip_bpe_file())},
-            indent=1) + "\n")
-    return folder
 
 
 # --- stimuli ------------------------------------------------------------------------------------
@@ -283,24 +159,13 @@ def event_stimuli_from_runs(runs: Iterable) -> list[EventStimulus]:
     DataError
         Two runs of one (dataset, task) with different event tables.
     """
-    groups: dict[tuple[str, str], dict] = {}
-    for run in runs:
+    def events_of(run) -> tuple[pd.DataFrame, str | None] | None:
         if not is_event_run(run):
-            continue
+            return None
         src = run.meta.get("events_source", run.meta.get("source"))
-        ev = check_events(pd.DataFrame(run.meta.get("events", [])), src)
-        key = (run.dataset, run.task)
-        g = groups.setdefault(key, {"events": ev, "sha": events_sha256(ev), "src": src, "grids": {}})
-        if events_sha256(ev) != g["sha"]:
-            raise DataError(src, f"run {run.run_id} has other events than the first run of {key}; "
-                            "expected one event table per (dataset, task)", "events")
-        g["grids"].setdefault((float(run.tr), float(run.t0), int(run.n_trs)), []).append(run.run_id)
-    return [
-        EventStimulus(f"{d}_task-{t}", g["events"],
-                      [TrGrid(tr, t0, n, tuple(ids)) for (tr, t0, n), ids in sorted(g["grids"].items())],
-                      g["src"], {"dataset": d, "task": t})
-        for (d, t), g in sorted(groups.items())
-    ]
+        return check_events(pd.DataFrame(run.meta.get("events", [])), src), src
+
+    return [EventStimulus(*g) for g in group_runs(runs, events_of, events_sha256, "events", "event table", "events")]
 
 
 # --- events -> TR operator -----------------------------------------------------------------------
@@ -454,14 +319,6 @@ def events_params_hash(model: ModelConfig, cfg: ExtractConfig, events: pd.DataFr
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _forward_ok(scratch: Path, state: dict) -> bool:
-    fw = state.get("forward")
-    if not fw:
-        return False
-    return all((scratch / "events" / p["file"]).is_file()
-               and sha256_file(scratch / "events" / p["file"]) == p["sha256"] for p in fw["points"])
-
-
 def extract_events(
     model: ModelConfig,
     cfg: ExtractConfig,
@@ -473,10 +330,9 @@ def extract_events(
 ) -> dict:
     """Extract, align and store a VLM's activations for an image+caption stimulus (resumable).
 
-    Same conventions as :func:`~brainlike.activations.extract.extract_stimulus`: work in
-    ``<scratch>/<model>/<stimulus>`` with ``state.json`` (forward phase -> ``events/P###.npy``,
-    then one Arrow file per grid and layer, each checked by sha256 on resume), sidecar written
-    last, one rename to ``<output>/<model>/<stimulus>``; an up-to-date output is left alone.
+    Only the forward pass is this extractor's own (one pass per event -> ``events/P###.npy``);
+    the resumable layer phase, sidecar and publish step are :func:`~.phases.run_phases`, as for
+    :func:`~brainlike.activations.extract.extract_stimulus`; an up-to-date output is left alone.
 
     Returns
     -------
@@ -485,23 +341,16 @@ def extract_events(
     """
     model_dir = Path(model_dir)
     events = check_events(stim.events, stim.source)
-    final = Path(cfg.output) / model.name / stim.id
-    scratch = Path(cfg.scratch) / model.name / stim.id
     revision = revision_of(model, model_dir)
     images = _images_provenance(events)
     phash = events_params_hash(model, cfg, events, stim.grids, revision, images)
-    if is_up_to_date(final, phash):
-        return {"status": "up-to-date", "path": str(final), "resumed_forward": False, "resumed_layers": 0}
-    state = resume_state(scratch, phash)
-    t_start = time.perf_counter()
-    resumed_forward = _forward_ok(scratch, state)
-    if not resumed_forward:
-        state["layers"] = {}
+    onsets, durations = events["onset"].to_numpy(np.float64), events["duration"].to_numpy(np.float64)
+
+    def forward(edir: Path) -> dict:
+        nonlocal loaded
         if loaded is None:
             loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
-        edir = scratch / "events"
-        edir.mkdir(parents=True, exist_ok=True)
-        bar = _progress_bar(len(events), model.name, progress)
+        bar = progress_bar(len(events), model.name, progress)
         try:
             ea = event_activations(loaded, events, model.site, model.pooling, progress=bar, source=stim.source)
         finally:
@@ -509,78 +358,28 @@ def extract_events(
                 bar.close()
         for i, v in enumerate(ea.values):
             np.save(edir / f"P{i:03d}.npy", v)
-        state["forward"] = {
+        return {
             "family": loaded.family.name, "n_events": len(events), "n_tokens": int(ea.n_tokens.sum()),
             "forward_s": round(ea.forward_s, 3), "image": image_spec(model_dir, loaded.model.config).__dict__,
-            "points": [{"tower": p.tower, "layer": p.layer, "module": p.module_path, "width": p.width,
-                        "file": f"P{i:03d}.npy", "sha256": sha256_file(edir / f"P{i:03d}.npy")}
-                       for i, p in enumerate(ea.points)],
+            "points": point_records(ea.points, edir),
         }
-        write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
-    fw = state["forward"]
-    out = scratch / "out"
-    onsets, durations = events["onset"].to_numpy(np.float64), events["duration"].to_numpy(np.float64)
-    resumed_layers, grids_meta = 0, []
-    for grid in stim.grids:
-        gdir = out / grid.id
-        gdir.mkdir(parents=True, exist_ok=True)
-        M = event_operator(onsets, durations, _frame_times(grid.t0, grid.tr, grid.n_trs), cfg.hrf, cfg.oversampling,
-                           cfg.lanczos_window, cfg.lanczos_cutoff)
-        files = []
-        for i, p in enumerate(fw["points"]):
-            fname = layer_filename(p["tower"], p["layer"])
-            key = f"{grid.id}/{fname}"
-            done = state["layers"].get(key)
-            path = gdir / fname
-            if done and check_layer_file(path, done["n_rows"], grid.n_trs, done["sha256"]):
-                resumed_layers += 1
-            else:
-                arr = np.load(scratch / "events" / p["file"], mmap_mode="r")
-                n_rows, n_const = _write_layer(path, p, arr, M, cfg, grid.n_trs)
-                del arr
-                done = {"n_rows": n_rows, "n_constant": n_const, "sha256": sha256_file(path)}
-                state["layers"][key] = done
-                write_text_atomic(scratch / STATE, json.dumps(state, indent=1))
-                if on_layer is not None:
-                    on_layer(grid.id, i)
-            files.append({"tower": p["tower"], "layer": p["layer"], "file": fname} | done)
-        grids_meta.append({
-            "id": grid.id, "tr": grid.tr, "t0": grid.t0, "n_trs": grid.n_trs, "run_ids": list(grid.run_ids),
-            "n_ans": int(sum(f["n_rows"] for f in files)),
-            "n_constant_dropped": int(sum(f["n_constant"] for f in files)), "files": files,
-        })
-    import transformers
 
-    towers = list(dict.fromkeys(p["tower"] for p in fw["points"]))
-    sidecar = {
-        "format_version": FORMAT_VERSION, "params_hash": phash, "model": model.model_dump(mode="json"),
-        "model_dir": str(model_dir), "revision": revision, "family": fw["family"],
-        "causal": False,  # no windows: each event is one whole forward pass
-        "site": model.site, "pooling": model.pooling, "towers": towers,
-        "layers": [{"tower": p["tower"], "layer": p["layer"], "module": p["module"], "width": p["width"]}
-                   for p in fw["points"]],
-        "n_layers": len(fw["points"]), "widths": sorted({p["width"] for p in fw["points"]}),
-        "stimulus": {"id": stim.id, "type": STIMULUS_TYPE, "source": stim.source, "n_events": len(events),
-                     "events_sha256": events_sha256(events), "images": images,
-                     "n_caption_tokens": fw["n_tokens"]} | stim.meta,
-        "image_preprocessing": fw["image"],
-        "windows": None,
-        "hrf": {"model": cfg.hrf, "oversampling": cfg.oversampling,
-                "fir_delays": cfg.fir_delays if cfg.hrf == "fir" else None, "lanczos_window": cfg.lanczos_window,
-                "lanczos_cutoff": cfg.lanczos_cutoff, "events": "blocks",
-                "zscore": "population sd"},
-        "grids": grids_meta,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "timing_s": {"forward": fw["forward_s"], "this_call": round(time.perf_counter() - t_start, 3)},
-    }
-    (out / SIDECAR).write_text(json.dumps(sidecar, indent=1) + "\n")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(out, final)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return {"status": "written", "path": str(final), "resumed_forward": resumed_forward,
-            "resumed_layers": resumed_layers}
+    def operator(grid: TrGrid) -> np.ndarray:
+        return event_operator(onsets, durations, grid.frame_times(), cfg.hrf, cfg.oversampling,
+                              cfg.lanczos_window, cfg.lanczos_cutoff)
+
+    def describe(fw: dict) -> dict:
+        return {
+            "causal": False,  # no windows: each event is one whole forward pass
+            "site": model.site, "pooling": model.pooling, "towers": list(dict.fromkeys(p["tower"] for p in fw["points"])),
+        } | layers_meta(fw["points"]) | {
+            "stimulus": {"id": stim.id, "type": STIMULUS_TYPE, "source": stim.source, "n_events": len(events),
+                         "events_sha256": events_sha256(events), "images": images,
+                         "n_caption_tokens": fw["n_tokens"]} | stim.meta,
+            "image_preprocessing": fw["image"],
+            "windows": None,
+            "hrf": hrf_meta(cfg, events="blocks"),
+        }
+
+    return run_phases(model, cfg, stim.id, model_dir, phash, revision, "events", forward, stim.grids, operator,
+                      describe, on_layer)

@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 
+from .._utils.offline import set_offline_env
 from ..config import load_params
 from ..errors import BrainlikeError
-
-# The project's tools run offline and quietly wherever the CLI or a stage starts them.
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-}
-
-
-def set_offline_env() -> None:
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
 
 
 def run_stage(main: Callable[[], object]) -> None:

@@ -1,4 +1,4 @@
-"""Pattern bases: sparse dictionary learning over all artificial neurons (DESIGN.md section 2.3).
+"""Pattern bases: sparse dictionary learning over all artificial neurons (the README, "Pattern bases").
 
 ``SparseDictionary`` (scikit-learn style) wraps pure torch functions in ``_solvers`` (online
 dictionary learning, Mairal et al. 2010; CPU or CUDA, same code); ``stage`` writes the outputs

@@ -1,4 +1,4 @@
-"""MLflow registry of every encoding fit (issue 7): records -> runs, comparison, UI, browser check.
+"""MLflow registry of every encoding fit: records -> runs, comparison, UI, browser check.
 
 Public API: :class:`ModelRecord`, :class:`SubjectFitRecord`, :class:`Artifact`,
 :func:`log_model_fit`, :func:`records_from_outputs`, :func:`compare_table`, :func:`compare_main`,

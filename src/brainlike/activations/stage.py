@@ -1,0 +1,120 @@
+"""Stages `materialise` and `extract`: model folders, then activations of models on every stimulus.
+
+:func:`materialise_all` builds every model folder that needs unzipping or conversion;
+:func:`run_extract` extracts named models on every prepared stimulus that passed the data
+gates, writing ``<extract.output>/<model>/<stimulus>/`` and ``<extract.output>/<model>/index.json``.
+
+Every (model, stimulus) is an independent task run where ``compute:`` says: serially here
+(each model loaded once, one model in memory at a time), or on Dask workers that load the
+model themselves and write into ``extract.output`` (a filesystem shared with this process).
+Several models in one call let a cluster extract a whole model zoo at once; DVC runs one model
+per stage ``extract@<model>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .._utils.atomic import write_text_atomic
+from .._utils.compute import open_executor
+from .._utils.offline import set_offline_env
+from ..config import Params
+from ..data import iter_runs
+from ..errors import ConfigError
+from ..stimulus import stimuli_from_runs
+from ..validation import read_valid_runs
+from .extract import extract_stimulus
+from .gate import enforce_activation_gate
+from .models import load_model, model_family
+from .sources import materialise, needs_materialise
+from .vlm import event_stimuli_from_runs, extract_events, vlm_families
+
+
+def extract_task(job: tuple) -> tuple[str, str, dict]:
+    """Extract one (model, stimulus) and pass its activation gate; a Dask task or a serial call.
+
+    ``job`` = (ModelConfig, ExtractConfig, ValidationConfig, stimulus, model folder, vlm?,
+    loaded model or None). Without a loaded model (on a worker) the task loads it itself.
+    Returns (model name, stimulus id, the extraction report).
+    """
+    model, cfg, vcfg, stim, model_dir, vlm, loaded = job
+    set_offline_env()
+    if loaded is None:
+        loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
+    report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
+    enforce_activation_gate(report["path"], vcfg)
+    return model.name, stim.id, report
+
+
+def materialise_all(params: Params) -> list[dict]:
+    """Stage `materialise`: build every model folder that needs it; one ``{source, model_dir}`` each."""
+    sources = sorted({m.source for m in params.models.values() if needs_materialise(m.source)})
+    return [{"source": src, "model_dir": str(materialise(src, params.extract.model_cache))} for src in sources]
+
+
+def run_extract(names: Sequence[str], params: Params, materialise_only: bool = False,
+                on_result: Callable[[dict], None] | None = None) -> dict[str, dict[str, str]]:
+    """Stage `extract`: the activations of the models ``names`` on every valid prepared stimulus.
+
+    Parameters
+    ----------
+    names : keys of ``params.models``
+    params : Params
+        Reads ``models``, ``extract``, ``validation``, ``compute``, ``paths.prepared`` and
+        ``<paths.metrics>/validation.json`` (only runs that passed the data gates reach a model).
+    materialise_only : bool
+        Build the model folders under ``extract.model_cache`` and stop.
+    on_result : callable(dict), optional
+        Called with one row per materialised model (``materialise_only``) or per finished
+        (model, stimulus): ``{"model", "stimulus"} | report``.
+
+    Returns
+    -------
+    dict
+        ``{model: {stimulus id: status}}`` (empty with ``materialise_only``).
+
+    Raises
+    ------
+    ConfigError
+        A name that is not a key of ``models``.
+    """
+    emit = on_result or (lambda row: None)
+    by_name = params.models
+    for name in names:
+        if name not in by_name:
+            raise ConfigError(f"models: no model named {name!r} (have {sorted(by_name)})")
+    cfg = params.extract
+    model_dirs = {name: materialise(by_name[name].source, cfg.model_cache) for name in names}
+    if materialise_only:
+        for name, model_dir in model_dirs.items():
+            emit({"model": name, "model_dir": str(model_dir)})
+        return {}
+    valid = read_valid_runs(Path(params.paths.metrics) / "validation.json")
+    runs = list(iter_runs(params.paths.prepared, run_ids=valid))
+    done: dict[str, dict[str, str]] = {name: {} for name in model_dirs}
+    with open_executor(params.compute) as ex:
+        # In process: one model in memory at a time, loaded once for all its stimuli. On Dask:
+        # every (model, stimulus) at once, each worker task loading its own copy.
+        batches = [[name] for name in model_dirs] if ex.in_process else [list(model_dirs)]
+        for batch in batches:
+            jobs = []
+            for name in batch:
+                model, model_dir = by_name[name], model_dirs[name]
+                loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
+                family = loaded.family if loaded else model_family(model_dir)
+                # Vision-language models see image+caption events; text models see every stimulus's
+                # words (a movie's captions included). A VLM never gets a text-only stimulus.
+                vlm = family.name in vlm_families()
+                stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
+                jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded) for stim in stims]
+            for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract"):
+                done[name][stim_id] = report.get("status")
+                emit({"model": name, "stimulus": stim_id} | report)
+            del jobs, loaded  # release this model before the next one loads
+    # The stage's output always exists and says which stimuli this model saw (possibly none).
+    for name, stims in done.items():
+        write_text_atomic(Path(cfg.output) / name / "index.json",
+                          json.dumps({"model": name, "stimuli": sorted(stims)}, indent=1) + "\n")
+    return done

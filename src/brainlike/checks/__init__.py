@@ -1,0 +1,10 @@
+"""End-to-end checks of a whole workspace, run after ``dvc repro`` (not by the pipeline itself).
+
+- :mod:`.remote`: the DVC remote round trip (push every cached output, pull into a fresh copy
+  with an empty cache, no stage would re-run); ``make remote-check``;
+- :mod:`.compute`: a Dask cluster gives the same organization metrics as the serial run;
+  ``make compute-check``.
+
+One entry: ``python -m brainlike.checks {remote,compute} [ARGS]``. This package sits above
+every other layer: it may import any of them, and none imports it.
+"""

@@ -1,0 +1,31 @@
+"""``python -m brainlike.checks {remote,compute} [ARGS]``: run one end-to-end check; its exit status."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+CHECKS = {
+    "remote": "DVC remote round trip of a clean workspace (push, pull into a fresh copy, nothing re-runs)",
+    "compute": "Dask run of encode -> networks -> metrics gives the serial organization.json",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in CHECKS:
+        asked = bool(args) and args[0] in ("-h", "--help")
+        lines = "\n".join(f"  {name:8s} {what}" for name, what in CHECKS.items())
+        print(f"usage: python -m brainlike.checks {{{','.join(CHECKS)}}} [ARGS]\n{lines}",
+              file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
+    # import only the check asked for: the compute check loads every stage of the pipeline
+    if args[0] == "remote":
+        from .remote import main as check
+    else:
+        from .compute import main as check
+    return check(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
