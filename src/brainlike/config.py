@@ -135,6 +135,16 @@ class ValidationConfig(_Section):
     max_constant_an_fraction: float = Field(
         0.25, ge=0, le=1, description="Largest allowed fraction of constant artificial neurons"
     )
+    max_abs_value: float = Field(
+        1e8, gt=0,
+        description="Largest allowed |value| of a run's data (a file scaled by mistake; squares of "
+        "larger float32 values overflow in the encoding fits)",
+    )
+    max_subject_correlation: float = Field(
+        0.98, gt=0, le=1,
+        description="Largest allowed correlation between two runs of a dataset (per-target z-scored "
+        "time courses): above it the pair is a duplicated or near-identical subject",
+    )
 
     @model_validator(mode="after")
     def _rate_range(self) -> ValidationConfig:
