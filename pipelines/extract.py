@@ -25,6 +25,7 @@ from brainlike.activations.models import model_family
 from brainlike.activations.vlm import event_stimuli_from_runs, extract_events, vlm_families
 from brainlike._utils.atomic import write_text_atomic
 from brainlike._utils.compute import open_executor
+from brainlike._utils.device import check_device
 from brainlike.cli import set_offline_env
 from brainlike.config import load_params
 from brainlike.data import iter_runs
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         by_name = params.models
+        check_device(params.extract.device, "extract.device", args.params)
         if args.materialise_all:
+            # the stage's output exists even when no model needs building (every source a folder)
+            params.extract.model_cache.mkdir(parents=True, exist_ok=True)
             for src in sorted({m.source for m in by_name.values() if needs_materialise(m.source)}):
                 print(json.dumps({"source": src, "model_dir": str(materialise(src, params.extract.model_cache))}))
             return 0

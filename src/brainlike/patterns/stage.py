@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.device import check_device
 from .._utils.memory import limit_heap_growth
 from .._utils.compute import executor_for
 from .._utils.hashing import sha256_file
@@ -197,7 +198,10 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, com
     ------
     DataError
         If the model has no complete activation folder, or an AN column is unusable.
+    ConfigError
+        ``patterns.device`` names a device this machine lacks (checked before any fit).
     """
+    check_device(cfg.device, "patterns.device")
     root = Path(activations_root) / model
     folders = sorted(p.parent for p in root.glob(f"*/{SIDECAR}"))
     if not folders:

@@ -52,7 +52,7 @@ from .records import (
     param_value,
     provenance_hash,
 )
-from .store import RegistryError, Store
+from .store import RegistryError, Store, redact
 
 TAG_LEVEL = "brainlike.level"
 TAG_MODEL = "brainlike.model"
@@ -119,7 +119,7 @@ def ensure_experiment(client, name: str, artifact_root: Path | None = None, data
         exp = client.get_experiment_by_name(name)  # another process created it first
     if exp.lifecycle_stage != "active":
         raise RegistryError(
-            f"experiment {name!r} in {client.tracking_uri} is deleted; restore it "
+            f"experiment {name!r} in {redact(client.tracking_uri)} is deleted; restore it "
             f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or choose another "
             "registry.experiment_name"
         )
@@ -273,7 +273,7 @@ def _wait_for(client, run_id: str, model: str, deadline: float, wait_s: float) -
             return
         if time.monotonic() > deadline:
             raise RegistryError(
-                f"{model}: run {run_id} in {client.tracking_uri} has been registering the same fit for "
+                f"{model}: run {run_id} in {redact(client.tracking_uri)} has been registering the same fit for "
                 f"over {wait_s:.0f} s and is still RUNNING. If the process that started it died, mark it "
                 f"failed (MlflowClient().set_terminated({run_id!r}, 'FAILED')) and register again"
             )
