@@ -133,3 +133,83 @@ def test_ui_stops_its_server_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- atomic outputs: leftovers of killed writers, two outputs, OS errors ------------------------------
+def test_killed_writer_leaves_its_temporary_beside_the_output_and_the_next_start_removes_it(tmp_path):
+    out = tmp_path / "data" / "patterns" / "m"
+    code = ("import sys, time; from brainlike._utils.atomic import atomic_path\n"
+            f"with atomic_path({str(out)!r}) as tmp:\n"
+            "    tmp.mkdir(); (tmp / 'codes.npz').write_bytes(b''); print('ready', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (left,) = list(out.parent.glob(".m.*.tmp"))  # beside the output, never inside it
+    assert (left / "m" / "codes.npz").exists() and not out.exists()
+    # a live writer's temporary of the same output, and another output's leftover, stay
+    live = subprocess.Popen([sys.executable, "-c", code.replace(str(out), str(out))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "ready"
+        other = out.parent / ".m-random.1@nohost.abcd.tmp"
+        other.mkdir()
+        from brainlike._utils.atomic import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            (tmp / "codes.npz").write_bytes(b"x")
+        assert not left.exists()  # the killed writer's leftover is gone
+        assert len(list(out.parent.glob(".m.*.tmp"))) == 1 and other.exists()
+        assert (out / "codes.npz").read_bytes() == b"x"
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_two_outputs_are_published_together_or_not_at_all(tmp_path):
+    from brainlike._utils.atomic import atomic_paths
+    from brainlike.errors import OutputError
+
+    data, metrics = tmp_path / "data" / "m", tmp_path / "metrics" / "m.json"
+    data.mkdir(parents=True)
+    (data / "old.txt").write_text("old")
+    metrics.parent.write_text("a file where the metrics folder should be")  # unwritable, even for root
+    with pytest.raises(OutputError, match=r"metrics/m\.json: cannot write: "):
+        with atomic_paths(data, metrics) as (d, m):
+            d.mkdir()
+            (d / "new.txt").write_text("new")
+            m.write_text("{}")
+    assert (data / "old.txt").read_text() == "old" and not (data / "new.txt").exists()  # data untouched
+    assert not list(tmp_path.rglob(".*.tmp"))
+    # writable again: both are published, data first, then its metrics
+    metrics.parent.unlink()
+    with atomic_paths(data, metrics) as (d, m):
+        d.mkdir()
+        (d / "new.txt").write_text("new")
+        m.write_text("{}")
+    assert (data / "new.txt").exists() and metrics.read_text() == "{}"
+    assert metrics.stat().st_mtime_ns >= (data / "new.txt").stat().st_mtime_ns
+
+
+def test_os_error_while_writing_is_one_line_naming_the_output(tmp_path):
+    import errno
+
+    from brainlike._utils.atomic import atomic_path
+    from brainlike.errors import OutputError
+
+    with pytest.raises(OutputError) as info:
+        with atomic_path(tmp_path / "x.json") as tmp:
+            tmp.write_text("{")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert str(info.value).startswith(f"{tmp_path / 'x.json'}: cannot write: No space left on device")
+    assert "\n" not in str(info.value)
+    assert not list(tmp_path.iterdir())  # no temporary, no half-written file
+    p = tmp_path / "stage.py"
+    p.write_text("from brainlike.cli import run_stage\nfrom brainlike._utils.atomic import write_text_atomic\n"
+                 "def main():\n    raise OSError(28, 'No space left on device')\n"
+                 "def stage():\n    from brainlike._utils.atomic import atomic_path\n"
+                 f"    with atomic_path({str(tmp_path / 'out')!r}) as t:\n        main()\n"
+                 "run_stage(stage)\n")
+    out = subprocess.run([sys.executable, str(p)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"error: {tmp_path / 'out'}: cannot write: No space left on device (nothing was replaced)"

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.atomic import atomic_paths
 from ..config import ValidationConfig
 from ..data.run import LoadFailure, Run
 from ..data.store import read_manifest, read_run
@@ -185,15 +185,17 @@ def run_validation(
                   for u in manifest.get("unreadable", [])]
     results = validate_runs((read_run(prepared_root / e["path"]) for e in manifest["runs"]), gates, unreadable)
     docs: dict = {"path": str(docs_dir), "offline": False}
-    with atomic_path(docs_dir) as tmp:
+    # docs and report are both written before either is published (docs first, the report
+    # last), so they never describe different validations
+    with atomic_paths(docs_dir, out_metrics) as (tmp, report_tmp):
         gates.build_docs(tmp)
         if vendor_dir is not None:
             from .docs import make_offline
 
             info = make_offline(tmp, vendor_dir)
             docs |= {"offline": True, "pages": info["pages"], "asset_versions": info["versions"]}
-    report = build_report(results, cfg, time.perf_counter() - start, docs)
-    write_text_atomic(out_metrics, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        report = build_report(results, cfg, time.perf_counter() - start, docs)
+        report_tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     if cfg.on_invalid == "fail" and report["excluded"]:
         raise ValidationFailed(prepared_root, results, out_metrics)
     return report
