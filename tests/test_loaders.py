@@ -154,6 +154,23 @@ def bids_runs(bids_root):
     return load_bids_dataset(cfg)
 
 
+def test_bids_unreadable_run_is_recorded_and_the_others_load(bids_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bids"
+    shutil.copytree(bids_root, copy)
+    conf = copy / "sub-02" / "func" / CONF_NAME.format(s="02")
+    conf.write_text(conf.read_text().splitlines()[0] + "\n1\t2\n")  # 1 row for 20 volumes
+    cfg = BidsDataset(kind="bids", name="tiny", path=copy, task="story", words="stimuli/story_events.tsv")
+    with pytest.raises(DataError, match="confounds"):
+        load_bids_dataset(cfg)
+    failures = []
+    runs = load_bids_dataset(cfg, failures=failures)
+    assert [r.subject for r in runs] == ["01"]
+    (f,) = failures
+    assert f.run_id == "tiny_sub-02_task-story" and "sub-02" in f.source
+
+
 def gifti_values(n_vertices, n_trs, offset):
     """Value = offset + 100,000 t + vertex index: exact in float32, unique per (t, vertex)."""
     return offset + 100_000.0 * np.arange(n_trs)[:, None] + np.arange(n_vertices)[None, :]

@@ -435,3 +435,22 @@ def test_unreadable_run_in_the_store_is_excluded_and_the_rest_go_on(background, 
     assert "load/readable" in excl["reasons"][0] and "not a NIfTI file" in excl["reasons"][0]
     with pytest.raises(ValidationFailed, match="synthetic_sub-02_task-story  load/readable"):
         run_validation(root, ValidationConfig(on_invalid="fail"), tmp_path / "v2.json", tmp_path / "docs2")
+
+
+@pytest.mark.skipif(not ALICE.is_dir(), reason=f"Alice data not found at {ALICE} (set BRAINLIKE_ALICE)")
+def test_prepare_records_an_unreadable_subject_and_exclude_goes_on(tmp_path):
+    from brainlike.config import parse_params
+    from brainlike.data.prepare import prepare_all
+
+    copy = _alice_copy(tmp_path / "alice")
+    _replace(copy / "roi_6mm" / "s23-timecourses.txt", "1 2 3\n")
+    params = parse_params({"embedded": {"enabled": False},
+                           "datasets": [{"kind": "alice", "path": str(copy), "subjects": ["s18", "s23", "s24"]}],
+                           "paths": {"prepared": str(tmp_path / "prepared"), "metrics": str(tmp_path / "metrics")}})
+    with pytest.warns(UserWarning, match=r"alice_sub-s23_task-alice not prepared: .*expected 6 columns, got 3"):
+        summary = prepare_all(params)
+    assert summary["n_runs"] == 2 and [u["subject"] for u in summary["unreadable"]] == ["s23"]
+    report = run_validation(tmp_path / "prepared", ValidationConfig(on_invalid="exclude"),
+                            tmp_path / "metrics" / "validation.json", tmp_path / "docs")
+    assert report["valid_runs"] == ["alice_sub-s18_task-alice", "alice_sub-s24_task-alice"]
+    assert [e["run_id"] for e in report["excluded"]] == ["alice_sub-s23_task-alice"]
