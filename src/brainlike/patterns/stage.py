@@ -123,6 +123,7 @@ def plot_layer_hist(hist: pd.DataFrame, path: Path, title: str) -> None:
 
 def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     """Fit one (model, stimulus) folder and write its outputs into ``out`` (a new folder)."""
+    check_device(cfg.device, "patterns.device")  # again here: a Dask worker may be another machine
     aset = ActivationSet(folder)
     g = primary_grid(aset)
     ans = an_index(aset, g["id"])
