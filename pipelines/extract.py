@@ -43,6 +43,7 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
     model, cfg, vcfg, stim, model_dir, vlm, loaded = job
     set_offline_env()
     if loaded is None:
+        check_device(cfg.device, "extract.device")  # a Dask worker may be a machine without it
         loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
     report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
     enforce_activation_gate(report["path"], vcfg)
