@@ -451,7 +451,9 @@ def test_killed_registration_is_recognised_at_once_and_one_parent_stays(store, t
     rec, subs = make_records(tmp_path / "art")[0]
     phash = provenance_hash(rec, subs)
     exp_id = ensure_experiment(client, EXP)
-    host = socket.gethostname()
+    from brainlike.registry.log import _host_id
+
+    host = _host_id()
     claim = {"brainlike.level": "model", "brainlike.model": rec.model, "brainlike.provenance_hash": phash,
              "brainlike.host": host}
     now = int(time.time() * 1000)

@@ -34,7 +34,8 @@ RUNNING rival is waited for up to ``wait_s`` (then a :class:`RegistryError` name
 A killed registration (SIGKILL, power loss) leaves its parent RUNNING. Each parent records the
 host and process that created it (tags ``brainlike.host``, ``brainlike.pid``,
 ``brainlike.pid_start``): a RUNNING rival created on this host whose process is gone (or whose
-pid now belongs to another process) is abandoned at once -- marked FAILED, tagged
+pid now belongs to another process; "host" is the hostname and the pid namespace) is abandoned
+at once -- marked FAILED, tagged
 ``brainlike.abandoned`` and deleted with its nested runs. A rival from another host cannot be
 checked: one older than :data:`STALE_S` is ignored. Once a fit is FINISHED, any FAILED or
 abandoned parent with the same provenance hash is deleted too, so exactly one parent per hash
@@ -275,10 +276,20 @@ def _process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def _host_id() -> str:
+    """This host as far as pids go: hostname plus the pid namespace (containers may share a
+    hostname, but a pid means something only inside its namespace)."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").split("[", 1)[-1].rstrip("]")
+    except OSError:
+        ns = ""
+    return f"{socket.gethostname()}/{ns}" if ns else socket.gethostname()
+
+
 def _owner_tags() -> dict[str, str]:
     """Host and process of this registration, so that a later one can tell if it died."""
     pid = os.getpid()
-    return {TAG_HOST: socket.gethostname(), TAG_PID: str(pid), TAG_PID_START: _process_start(pid) or ""}
+    return {TAG_HOST: _host_id(), TAG_PID: str(pid), TAG_PID_START: _process_start(pid) or ""}
 
 
 def _dead_reason(run) -> str | None:
@@ -288,7 +299,7 @@ def _dead_reason(run) -> str | None:
     ``/proc`` tells, have the start time recorded at creation (a reused pid is another process).
     """
     tags = run.data.tags
-    if run.info.status != "RUNNING" or tags.get(TAG_HOST) != socket.gethostname():
+    if run.info.status != "RUNNING" or tags.get(TAG_HOST) != _host_id():
         return None
     pid_s = tags.get(TAG_PID, "")
     if not pid_s.isdigit():
