@@ -154,6 +154,23 @@ def bids_runs(bids_root):
     return load_bids_dataset(cfg)
 
 
+def test_bids_unreadable_run_is_recorded_and_the_others_load(bids_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bids"
+    shutil.copytree(bids_root, copy)
+    conf = copy / "sub-02" / "func" / CONF_NAME.format(s="02")
+    conf.write_text(conf.read_text().splitlines()[0] + "\n1\t2\n")  # 1 row for 20 volumes
+    cfg = BidsDataset(kind="bids", name="tiny", path=copy, task="story", words="stimuli/story_events.tsv")
+    with pytest.raises(DataError, match="confounds"):
+        load_bids_dataset(cfg)
+    failures = []
+    runs = load_bids_dataset(cfg, failures=failures)
+    assert [r.subject for r in runs] == ["01"]
+    (f,) = failures
+    assert f.run_id == "tiny_sub-02_task-story" and "sub-02" in f.source
+
+
 def gifti_values(n_vertices, n_trs, offset):
     """Value = offset + 100,000 t + vertex index: exact in float32, unique per (t, vertex)."""
     return offset + 100_000.0 * np.arange(n_trs)[:, None] + np.arange(n_vertices)[None, :]
@@ -248,6 +265,22 @@ def test_partial_field_of_view_vertices_are_recorded_and_zeroed(tmp_path):
     bad = np.array(run.meta["nan_vertices"])
     assert 0 < bad.size < 10000 and np.isfinite(run.data).all()
     assert (run.data[:, bad] == 0).all() and (run.data[:, np.setdiff1d(np.arange(20484), bad)] > 50).all()
+
+
+def test_nan_voxels_inside_the_brain_are_reported_and_left_for_the_gates(tmp_path):
+    """NaN voxels inside the field of view are broken data, not missing coverage."""
+    func = write_volume(tmp_path / "sub-01/func" / VOL_NAME.format(s="01"))
+    img = nib.load(str(func))
+    data = np.asarray(img.dataobj).copy()
+    data[10:14, 12:16, 12:16, 5:8] = np.nan  # a block in the middle of the brain, volumes 5-7
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(func))
+    events = write_events(tmp_path / "events.tsv", words=WORDS[:4], extra_rows=False)
+    with pytest.warns(UserWarning, match=r"\d+ fsaverage5 vertices inside the field of view hold NaN .*\(in 3 of 20 volumes\)"):
+        run = load_bids_run(func, events, confound_columns=())
+    inside = np.array(run.meta["nan_in_brain_vertices"])
+    assert inside.size > 0 and run.meta["nan_vertices"] == []  # none is outside the field of view
+    assert np.isnan(run.data[5:8, inside]).any(axis=0).all() and np.isfinite(run.data[:5]).all()
+    assert "left NaN, so the data gates reject this run" in run.meta["warnings"][0]
 
 
 def test_words_offset_sets_t0_on_the_stimulus_clock(bids_root):
@@ -474,6 +507,44 @@ def test_alice_missing_motion_file_is_a_note_not_an_error(alice_path, tmp_path):
     (run,) = load_alice(copy, subjects=["s22"])
     assert list(run.confounds.columns) == ["rate", "sndpwr"]
     assert "no motion file" in run.meta["notes"][0]
+    assert run.meta["warnings"] == run.meta["notes"]  # shown as a warning by the gates
+
+
+def test_alice_unreadable_subject_is_recorded_and_the_others_load(alice_path, tmp_path):
+    copy = tmp_path / "alice"
+    for sub in ("roi_6mm", "regressors", "stimulus"):
+        (copy / sub).mkdir(parents=True)
+        for f in (alice_path / sub).iterdir():
+            (copy / sub / f.name).symlink_to(f)
+    bad = copy / "roi_6mm" / "s23-timecourses.txt"
+    bad.unlink()
+    bad.write_text("1 2 3 4 5\n")  # five columns, expected six
+    with pytest.raises(DataError, match=r"s23-timecourses\.txt: expected 6 columns, got 5"):
+        load_alice(copy)
+    failures = []
+    runs = load_alice(copy, failures=failures)
+    assert "s23" not in {r.subject for r in runs} and len(runs) == len(alice_subjects_of(alice_path)) - 1
+    (f,) = failures
+    assert (f.run_id, f.source, f.problem) == ("alice_sub-s23_task-alice", str(bad), "expected 6 columns, got 5")
+
+
+def test_alice_nan_row_is_kept_for_the_gates_with_a_note(alice_path, tmp_path):
+    copy = tmp_path / "alice"
+    for sub in ("roi_6mm", "regressors", "stimulus"):
+        (copy / sub).mkdir(parents=True)
+        for f in (alice_path / sub).iterdir():
+            (copy / sub / f.name).symlink_to(f)
+    rows = (alice_path / "roi_6mm" / "s22-timecourses.txt").read_text().splitlines()
+    rows[3] = "nan " + " ".join(rows[3].split()[1:])
+    (copy / "roi_6mm" / "s22-timecourses.txt").unlink()
+    (copy / "roi_6mm" / "s22-timecourses.txt").write_text("\n".join(rows) + "\n")
+    (run,) = load_alice(copy, subjects=["s22"])
+    assert np.isnan(run.data[3, 0]) and np.isfinite(np.delete(run.data, 3, axis=0)).all()
+    assert "1 row(s) hold a non-finite value (first: row 3)" in run.meta["warnings"][0]
+
+
+def alice_subjects_of(path):
+    return list((path / "roi_6mm").glob("s*-timecourses.txt"))
 
 
 # --------------------------------------------------------------------------- bad inputs

@@ -432,3 +432,98 @@ plots:
         metrics/compare_long.csv: value
       title: Organization metrics across model generations
 """
+
+
+# -- faults: a killed registration, stale lock entries, a hash of the real content -------------------
+def _dead_pid() -> int:
+    """The pid of a process that was SIGKILLed (and reaped): no process has it now."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc.kill()
+    proc.wait()
+    return proc.pid
+
+
+def test_killed_registration_is_recognised_at_once_and_one_parent_stays(store, tmp_path):
+    from brainlike.registry import provenance_hash
+    from brainlike.registry.log import TAG_ABANDONED, ensure_experiment
+
+    client = store.client()
+    rec, subs = make_records(tmp_path / "art")[0]
+    phash = provenance_hash(rec, subs)
+    exp_id = ensure_experiment(client, EXP)
+    from brainlike.registry.log import _host_id
+
+    host = _host_id()
+    claim = {"brainlike.level": "model", "brainlike.model": rec.model, "brainlike.provenance_hash": phash,
+             "brainlike.host": host}
+    now = int(time.time() * 1000)
+    # the parent a SIGKILLed `register` left RUNNING (it goes first: earlier start), and one
+    # an earlier failure left FAILED
+    dead = client.create_run(exp_id, start_time=now - 5000, run_name=rec.model,
+                             tags=claim | {"brainlike.pid": str(_dead_pid())}).info.run_id
+    failed = client.create_run(exp_id, start_time=now - 9000, run_name=rec.model, tags=claim).info.run_id
+    client.set_terminated(failed, "FAILED")
+    t0 = time.monotonic()
+    fit = log_model_fit(store, EXP, rec, subs, PROV, wait_s=600)
+    assert time.monotonic() - t0 < 30  # not the 15-minute wait for a live rival
+    assert fit.status == "created" and fit.parent_run_id not in (dead, failed)
+    gone = client.get_run(dead)
+    assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "FAILED"
+    assert "no longer exists" in gone.data.tags[TAG_ABANDONED]
+    assert client.get_run(failed).info.lifecycle_stage == "deleted"
+    parents = find_parent_runs(client, exp_id, rec.model, phash, finished_only=False)
+    assert [r.info.run_id for r in parents] == [fit.parent_run_id]
+    mine = client.get_run(fit.parent_run_id).data.tags
+    assert mine["brainlike.host"] == host and mine["brainlike.pid"] == str(os.getpid())
+    # a live process on this host is a real rival: waited for, then named
+    rec2, subs2 = make_records(tmp_path / "art2")[1]
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = client.create_run(exp_id, start_time=now - 5000, run_name=rec2.model, tags=claim | {
+            "brainlike.model": rec2.model, "brainlike.provenance_hash": provenance_hash(rec2, subs2),
+            "brainlike.pid": str(live.pid)}).info.run_id
+        with pytest.raises(RegistryError, match=rf"run {busy} .* still RUNNING"):
+            log_model_fit(store, EXP, rec2, subs2, PROV, wait_s=1.0)
+    finally:
+        live.kill()
+        live.wait()
+    # ... and once it is killed, the next registration goes on at once
+    assert log_model_fit(store, EXP, rec2, subs2, PROV, wait_s=600).status == "created"
+    assert client.get_run(busy).info.lifecycle_stage == "deleted"
+
+
+def test_stale_lock_entries_of_removed_models_are_no_provenance(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n"
+        "  prepare:\n    cmd: p\n    outs:\n    - path: data/prepared\n      md5: aa.dir\n"
+        "  extract@kept:\n    cmd: e\n    outs:\n    - path: data/activations/kept\n      md5: bb.dir\n"
+        "  extract@removed:\n    cmd: e\n    outs:\n    - path: data/activations/removed\n      md5: cc.dir\n"
+    )
+    outs, stages = read_dvc_lock(lock, models=["kept"])
+    assert set(outs) == {"data/prepared", "data/activations/kept"}
+    assert set(stages) == {"prepare", "extract@kept"}
+    assert len(read_dvc_lock(lock)[1]) == 3  # without models: everything, as before
+
+
+def test_input_digest_ignores_timings_gitignore_and_npz_write_times(tmp_path):
+    from brainlike.registry.provenance import content_digest
+
+    out = tmp_path / "data/patterns/m"
+    (out / "story").mkdir(parents=True)
+    (out / "story" / "fit.json").write_text(json.dumps({"r2": 0.5, "fit_s": 1.25, "nested": {"total_s": 3}}))
+    np.savez(out / "story" / "codes.npz", a=np.arange(5))
+    first = content_digest(out)
+    time.sleep(1.1)  # a zip member records its write time to 2 s; make sure the clock moved
+    (out / "story" / "fit.json").write_text(json.dumps({"r2": 0.5, "fit_s": 9.75, "nested": {"total_s": 7}}))
+    np.savez(out / "story" / "codes.npz", a=np.arange(5))
+    (out / ".gitignore").write_text("/story\n")
+    (out / ".story.abc.tmp").mkdir()
+    (out / ".story.abc.tmp" / "codes.npz").write_bytes(b"")
+    assert content_digest(out) == first  # nothing that matters changed
+    (out / "story" / "fit.json").write_text(json.dumps({"r2": 0.6, "fit_s": 9.75, "nested": {"total_s": 7}}))
+    second = content_digest(out)
+    assert second != first  # a result changed
+    np.savez(out / "story" / "codes.npz", a=np.arange(6))
+    assert content_digest(out) != second  # so did an array
+    assert content_digest(tmp_path / "absent") is None

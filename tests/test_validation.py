@@ -351,3 +351,106 @@ def test_docs_check_fails_when_an_asset_is_missing(offline_docs, tmp_path):
     shutil.rmtree(broken / "static" / "vendor" / "bootstrap-table@1.19.1")
     with pytest.raises(OfflineDocsError, match="table is empty"):
         docs_check(broken, tmp_path / "shots")
+
+
+# -- bad input: one broken subject does not stop the others --------------------------------------
+def _alice_copy(dst: Path) -> Path:
+    """Symlinked copy of the Alice layout; files a test changes are replaced by real files."""
+    for sub in ("roi_6mm", "regressors", "stimulus"):
+        (dst / sub).mkdir(parents=True)
+        for f in (ALICE / sub).iterdir():
+            (dst / sub / f.name).symlink_to(f)
+    return dst
+
+
+def _replace(path: Path, text: str) -> None:
+    path.unlink()
+    path.write_text(text)
+
+
+@pytest.mark.skipif(not ALICE.is_dir(), reason=f"Alice data not found at {ALICE} (set BRAINLIKE_ALICE)")
+def test_alice_copy_with_broken_subjects_reports_every_verdict(tmp_path, capsys):
+    copy = _alice_copy(tmp_path / "alice")
+    roi = copy / "roi_6mm"
+    rows = (ALICE / "roi_6mm" / "s22-timecourses.txt").read_text().splitlines()
+    rows[100] = " ".join(["NaN"] * 6)
+    _replace(roi / "s22-timecourses.txt", "\n".join(rows) + "\n")  # a NaN row
+    rows = (ALICE / "roi_6mm" / "s23-timecourses.txt").read_text().splitlines()
+    rows[7] = rows[7].replace(rows[7].split()[2], "oops", 1)
+    _replace(roi / "s23-timecourses.txt", "\n".join(rows) + "\n")  # a non-numeric token
+    _replace(roi / "s26-timecourses.txt", (ALICE / "roi_6mm" / "s24-timecourses.txt").read_text())  # a copy
+    scaled = np.loadtxt(ALICE / "roi_6mm" / "s28-timecourses.txt") * 1e30
+    roi.joinpath("s28-timecourses.txt").unlink()
+    np.savetxt(roi / "s28-timecourses.txt", scaled)  # a file scaled by mistake
+    next((copy / "regressors").glob("s30-rp_*.txt")).unlink()  # no motion file
+
+    report = tmp_path / "report.json"
+    assert validate_main([str(copy), "--report", str(report)]) == 1
+    out = capsys.readouterr().out
+    verdicts = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("alice_sub-")}
+    assert len(verdicts) == 15  # every subject judged, the unreadable one included
+    failed = {rid.split("_")[1][4:] for rid, v in verdicts.items() if v == "FAIL"}
+    assert failed == {"s22", "s23", "s24", "s26", "s28", "s33"}
+    assert "alice_sub-s22_task-alice: fmri_run.trs/no_nan" in out and "tr=100 n_nan=6" in out
+    assert "alice_sub-s23_task-alice: load/readable" in out and "s23-timecourses.txt" in out and "oops" in out
+    assert "fmri_dataset.pairs/distinct_subjects" in out
+    assert "duplicate_of=alice_sub-s26_task-alice, correlation=1" in out
+    assert "duplicate_of=alice_sub-s24_task-alice, correlation=1" in out
+    assert "alice_sub-s28_task-alice: fmri_run.targets/dynamic_range" in out and "<= 1e+08" in out
+    assert "WARNING alice_sub-s30_task-alice: no motion file" in out
+    assert verdicts["alice_sub-s30_task-alice"] == "PASS"
+    data = json.loads(report.read_text())
+    assert "alice_sub-s30_task-alice" in data["warnings"]
+    assert data["runs"]["alice_sub-s23_task-alice"]["failures"][0]["check"] == "readable"
+
+
+def test_near_identical_subjects_are_named_with_their_correlation(gates):
+    rng = np.random.default_rng(5)
+    words = story_words(120, tr=2.0)
+    base = rng.standard_normal((120, 6)) + 100
+    near = base + 0.05 * rng.standard_normal(base.shape)  # a copy with a little noise added
+    other = rng.standard_normal((120, 6)) + 100
+    names = [f"R{i}" for i in range(6)]
+    runs = [Run("ds", s, "story", 2.0, "roi", d, None, words, target_names=names)
+            for s, d in (("a", base), ("b", near), ("c", other))]
+    from brainlike.validation.frames import fingerprint
+
+    failures = gates.validate_pairs({r.run_id: fingerprint(r.data) for r in runs}, "ds")
+    assert {f.run for f in failures} == {"ds_sub-a_task-story", "ds_sub-b_task-story"}
+    corr = failures[0].observed["correlation"]
+    assert 0.98 < corr < 1.0
+    assert failures[0].observed["duplicate_of"] == "ds_sub-b_task-story"
+    assert failures[0].message().endswith("expected every correlation <= 0.98")
+
+
+def test_unreadable_run_in_the_store_is_excluded_and_the_rest_go_on(background, tmp_path):
+    root = tmp_path / "prepared"
+    write_store([fs_run(background.copy(), "01")], root, extra={"unreadable": [
+        {"run_id": "synthetic_sub-02_task-story", "dataset": "synthetic", "subject": "02", "task": "story",
+         "source": "/data/sub-02.nii.gz", "problem": "not a NIfTI file"}]})
+    report = run_validation(root, ValidationConfig(on_invalid="exclude"), tmp_path / "v.json", tmp_path / "docs")
+    assert report["valid_runs"] == ["synthetic_sub-01_task-story"]
+    (excl,) = report["excluded"]
+    assert excl["run_id"] == "synthetic_sub-02_task-story"
+    assert "load/readable" in excl["reasons"][0] and "not a NIfTI file" in excl["reasons"][0]
+    with pytest.raises(ValidationFailed, match="synthetic_sub-02_task-story  load/readable"):
+        run_validation(root, ValidationConfig(on_invalid="fail"), tmp_path / "v2.json", tmp_path / "docs2")
+
+
+@pytest.mark.skipif(not ALICE.is_dir(), reason=f"Alice data not found at {ALICE} (set BRAINLIKE_ALICE)")
+def test_prepare_records_an_unreadable_subject_and_exclude_goes_on(tmp_path):
+    from brainlike.config import parse_params
+    from brainlike.data.prepare import prepare_all
+
+    copy = _alice_copy(tmp_path / "alice")
+    _replace(copy / "roi_6mm" / "s23-timecourses.txt", "1 2 3\n")
+    params = parse_params({"embedded": {"enabled": False},
+                           "datasets": [{"kind": "alice", "path": str(copy), "subjects": ["s18", "s23", "s24"]}],
+                           "paths": {"prepared": str(tmp_path / "prepared"), "metrics": str(tmp_path / "metrics")}})
+    with pytest.warns(UserWarning, match=r"alice_sub-s23_task-alice not prepared: .*expected 6 columns, got 3"):
+        summary = prepare_all(params)
+    assert summary["n_runs"] == 2 and [u["subject"] for u in summary["unreadable"]] == ["s23"]
+    report = run_validation(tmp_path / "prepared", ValidationConfig(on_invalid="exclude"),
+                            tmp_path / "metrics" / "validation.json", tmp_path / "docs")
+    assert report["valid_runs"] == ["alice_sub-s18_task-alice", "alice_sub-s24_task-alice"]
+    assert [e["run_id"] for e in report["excluded"]] == ["alice_sub-s23_task-alice"]

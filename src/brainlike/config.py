@@ -135,6 +135,16 @@ class ValidationConfig(_Section):
     max_constant_an_fraction: float = Field(
         0.25, ge=0, le=1, description="Largest allowed fraction of constant artificial neurons"
     )
+    max_abs_value: float = Field(
+        1e8, gt=0,
+        description="Largest allowed |value| of a run's data (a file scaled by mistake; squares of "
+        "larger float32 values overflow in the encoding fits)",
+    )
+    max_subject_correlation: float = Field(
+        0.98, gt=0, le=1,
+        description="Largest allowed correlation between two runs of a dataset (per-target z-scored "
+        "time courses): above it the pair is a duplicated or near-identical subject",
+    )
 
     @model_validator(mode="after")
     def _rate_range(self) -> ValidationConfig:
@@ -581,22 +591,64 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
     return "\n".join(lines)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: int, second: int):
+        self.key, self.first, self.second = key, first, second
+        super().__init__(f"duplicated key {key!r}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise _DuplicateKey(key, first, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, refusing duplicated keys.
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML, or a mapping that holds a key twice (named with both line numbers).
+    """
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: line {exc.second}: key {exc.key!r} is given twice in the same mapping (first at line "
+            f"{exc.first}); YAML would silently keep the last value: remove one"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml.
 
     Raises
     ------
     ConfigError
-        If the file is missing, is not YAML, or holds an unknown key or a bad value;
-        the message names each key path, its value and what is allowed.
+        If the file is missing, is not YAML, holds a key twice in one mapping, or holds an
+        unknown key or a bad value; the message names each key path, its value and what is
+        allowed.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameters file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return parse_params(raw, source=str(path))

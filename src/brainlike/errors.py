@@ -38,3 +38,23 @@ class DataError(BrainlikeError):
     def __reduce__(self):
         # pickle rebuilds from the real arguments, so a Dask worker's DataError reaches the caller intact
         return (type(self), (self.path, self.problem, self.field))
+
+
+class OutputError(BrainlikeError):
+    """An output cannot be written: the operating system refused (permission, disk full...).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output being written (file or folder).
+    problem : str
+        The system's reason, with the file concerned when it is not ``path`` itself.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: cannot write: {problem} (nothing was replaced)")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .._utils.atomic import write_text_atomic
 from .._utils.compute import open_executor
+from .._utils.device import check_device
 from .._utils.offline import set_offline_env
 from ..config import Params
 from ..data import iter_runs
@@ -42,6 +43,7 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
     model, cfg, vcfg, stim, model_dir, vlm, loaded = job
     set_offline_env()
     if loaded is None:
+        check_device(cfg.device, "extract.device")  # a Dask worker may be a machine without it
         loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
     report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
     enforce_activation_gate(report["path"], vcfg)
@@ -51,6 +53,8 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
 def materialise_all(params: Params) -> list[dict]:
     """Stage `materialise`: build every model folder that needs it; one ``{source, model_dir}`` each."""
     sources = sorted({m.source for m in params.models.values() if needs_materialise(m.source)})
+    # the stage's output exists even when no model needs building (every source a folder)
+    params.extract.model_cache.mkdir(parents=True, exist_ok=True)
     return [{"source": src, "model_dir": str(materialise(src, params.extract.model_cache))} for src in sources]
 
 
@@ -86,6 +90,7 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
         if name not in by_name:
             raise ConfigError(f"models: no model named {name!r} (have {sorted(by_name)})")
     cfg = params.extract
+    check_device(cfg.device, "extract.device")
     model_dirs = {name: materialise(by_name[name].source, cfg.model_cache) for name in names}
     if materialise_only:
         for name, model_dir in model_dirs.items():

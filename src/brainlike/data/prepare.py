@@ -51,9 +51,15 @@ def prepare_all(params: Params) -> dict:
     """Load every configured run and write ``paths.prepared`` atomically.
 
     Everything is loaded and checked before anything is written, so a bad input leaves the
-    previous store untouched. Returns a summary (also written to ``metrics/prepare.json``).
+    previous store untouched. A run of a dataset whose files cannot be read does not stop the
+    others: it is listed under ``unreadable`` in the manifest and the summary (with a warning),
+    and the ``validate`` stage fails it (``on_invalid: exclude`` leaves it out). Returns a
+    summary (also written to ``metrics/prepare.json``).
     """
+    import warnings
+
     from .loaders import load_dataset
+    from .run import LoadFailure
 
     runs: list[Run] = []
     sidecars: dict[str, object] = {}
@@ -63,17 +69,24 @@ def prepare_all(params: Params) -> dict:
         runs += emb
         sidecars |= emb_sidecars
         datasets["embedded"] = {"kind": "embedded", "semi_synthetic": True, "n_runs": len(emb)}
+    unreadable: list[LoadFailure] = []
     for ds in params.datasets:
-        loaded = load_dataset(ds)
+        failed: list[LoadFailure] = []
+        loaded = load_dataset(ds, failures=failed)
+        for f in failed:
+            warnings.warn(f"{f.run_id} not prepared: {f.source}: {f.problem}", stacklevel=2)
         runs += loaded
-        datasets[ds.name] = {"kind": ds.kind, "path": str(ds.path), "n_runs": len(loaded)}
-    entries = write_store(runs, params.paths.prepared, extra={"datasets": datasets}, sidecars=sidecars)
+        unreadable += failed
+        datasets[ds.name] = {"kind": ds.kind, "path": str(ds.path), "n_runs": len(loaded), "n_unreadable": len(failed)}
+    bad = [u.to_dict() for u in unreadable]
+    entries = write_store(runs, params.paths.prepared, extra={"datasets": datasets, "unreadable": bad}, sidecars=sidecars)
     root = Path(params.paths.prepared)
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     summary = {
         "n_runs": len(entries),
         "datasets": datasets,
         "prepared_bytes": size,
+        "unreadable": bad,
         "runs": {e["run_id"]: {"n_trs": e["n_trs"], "n_targets": e["n_targets"], "tr": e["tr"]} for e in entries},
     }
     write_text_atomic(Path(params.paths.metrics) / "prepare.json", json.dumps(summary, indent=2) + "\n")

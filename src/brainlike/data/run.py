@@ -65,6 +65,42 @@ def check_words(words: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A run that could not be read, recorded so that the rest of its dataset goes on.
+
+    The data gates turn it into a failed run (check ``load/readable``): ``on_invalid: exclude``
+    leaves it out, ``on_invalid: fail`` stops the ``validate`` stage naming it.
+
+    Attributes
+    ----------
+    dataset, subject, task : str
+        Identity, as the run would have had it.
+    source : str or None
+        The offending file.
+    problem : str
+        The loader's message (what is wrong, what was expected).
+    """
+
+    dataset: str
+    subject: str
+    task: str
+    source: str | None
+    problem: str
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.dataset}_sub-{self.subject}_task-{self.task}"
+
+    @classmethod
+    def from_error(cls, exc: DataError, dataset: str, subject: str, task: str) -> LoadFailure:
+        return cls(dataset, subject, task, exc.path, exc.problem if exc.field is None else f"[{exc.field}] {exc.problem}")
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "dataset": self.dataset, "subject": self.subject, "task": self.task,
+                "source": self.source, "problem": self.problem}
+
+
 @dataclass
 class Run:
     """One fMRI run with its stimulus.

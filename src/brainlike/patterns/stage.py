@@ -14,8 +14,9 @@ Reads ``<activations>/<model>/<stimulus>/`` (see ``activations.store``) and writ
 
 The dictionary is fitted on the TR grid heard by most runs of the stimulus (the primary grid).
 ANs stream from the store chunk by chunk and are scaled to unit norm on the fly (never two copies
-of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``. Each stimulus is an independent
-task (:func:`fit_task`) run where ``compute`` says.
+of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``, written before either output is
+published and renamed after the data folder, so the two never disagree. Each stimulus is an
+independent task (:func:`fit_task`) run where ``compute`` says.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.atomic import atomic_paths
+from .._utils.device import check_device
 from .._utils.memory import limit_heap_growth
 from .._utils.compute import executor_for
 from .._utils.hashing import sha256_file
@@ -121,6 +123,7 @@ def plot_layer_hist(hist: pd.DataFrame, path: Path, title: str) -> None:
 
 def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     """Fit one (model, stimulus) folder and write its outputs into ``out`` (a new folder)."""
+    check_device(cfg.device, "patterns.device")  # again here: a Dask worker may be another machine
     aset = ActivationSet(folder)
     g = primary_grid(aset)
     ans = an_index(aset, g["id"])
@@ -197,19 +200,23 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, com
     ------
     DataError
         If the model has no complete activation folder, or an AN column is unusable.
+    ConfigError
+        ``patterns.device`` names a device this machine lacks (checked before any fit).
     """
+    check_device(cfg.device, "patterns.device")
     root = Path(activations_root) / model
     folders = sorted(p.parent for p in root.glob(f"*/{SIDECAR}"))
     if not folders:
         raise DataError(root, "no extracted activations (no */activations.json); run `dvc repro extract` first")
     t0 = time.perf_counter()
-    with atomic_path(Path(cfg.output) / model) as tmp:
+    metrics_path = Path(metrics_dir) / "patterns" / f"{model}.json"
+    # both outputs are written before either is published (data first, then its metrics), so a
+    # metrics folder that cannot be written leaves the previous data in place too
+    with atomic_paths(Path(cfg.output) / model, metrics_path) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
         with executor_for(compute) as ex:
             done = ex.map(fit_task, [(str(f), cfg, str(tmp / f.name)) for f in folders], key_prefix=f"patterns-{model}")
         metrics: dict = dict(done)
-    metrics_path = Path(metrics_dir) / "patterns" / f"{model}.json"
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(metrics_path, json.dumps({"model": model, "stimuli": metrics,
-                                                "total_s": round(time.perf_counter() - t0, 2)}, indent=1) + "\n")
+        metrics_tmp.write_text(json.dumps({"model": model, "stimuli": metrics,
+                                           "total_s": round(time.perf_counter() - t0, 2)}, indent=1) + "\n")
     return metrics

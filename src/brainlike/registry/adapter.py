@@ -52,11 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from .._utils.hashing import sha256_file
 from ..activations.store import SIDECAR
 from ..stimulus import dataset_of, primary_stimulus, task_of
 from .artifacts import N_FSAVERAGE5, write_atom_gifti, write_atom_parquet
-from .provenance import content_hash, input_md5, read_dvc_lock
+from .provenance import content_digest, content_hash, input_md5, read_dvc_lock
 from .records import Artifact, ModelRecord, SubjectFitRecord, flatten
 
 PARAM_SECTIONS = ("extract", "patterns", "encoding", "networks", "metrics")
@@ -202,12 +201,13 @@ def records_from_outputs(params, repo_root: str | Path,
         org_notes.append(f"missing {(net_root / 'links.parquet').as_posix()}")
 
     def inputs_of(rel: list[Path]) -> dict[str, str]:
-        # DVC md5 of the tracked output holding the path (stable, cheap); sha256 of an untracked file
+        # the content on disk, without timings and DVC's .gitignore (a DVC md5 changes with
+        # both, so a re-run with unchanged inputs would look like a new fit); the DVC md5 of the
+        # tracked output holding the path only when the path is not on disk
         got = {}
         for p in rel:
-            md5 = input_md5(outs, p)
-            if md5 is None and (root / p).is_file():
-                md5 = "sha256:" + sha256_file(root / p)
+            digest = content_digest(root / p)
+            md5 = "sha256:" + digest if digest is not None else input_md5(outs, p)
             if md5 is not None:
                 got[p.as_posix()] = md5
         return got

@@ -20,7 +20,7 @@ import pandas as pd
 from .._utils.atomic import atomic_path
 from .log import find_parent_runs
 from .records import COMPARE_METRICS
-from .store import RegistryError
+from .store import RegistryError, redact
 
 ID_COLUMNS = ("model", "generation", "generation_order", "trained", "run_id")
 
@@ -44,7 +44,7 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise RegistryError(
-            f"no experiment {experiment!r} in {client.tracking_uri}; run `dvc repro register` first"
+            f"no experiment {experiment!r} in {redact(client.tracking_uri)}; run `dvc repro register` first"
         )
     latest: dict[str, object] = {}
     for run in find_parent_runs(client, exp.experiment_id):  # newest registration first
@@ -54,12 +54,12 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
         if missing:
             raise RegistryError(
                 f"model(s) {missing} have no finished run in experiment {experiment!r} at "
-                f"{client.tracking_uri} (registered: {sorted(k for k in latest if k) or 'none'}); "
+                f"{redact(client.tracking_uri)} (registered: {sorted(k for k in latest if k) or 'none'}); "
                 "run `dvc repro register`"
             )
         latest = {m: latest[m] for m in models}
     if not latest:
-        raise RegistryError(f"experiment {experiment!r} in {client.tracking_uri} holds no model run")
+        raise RegistryError(f"experiment {experiment!r} in {redact(client.tracking_uri)} holds no model run")
     rows = []
     for name, run in latest.items():
         tags, vals = run.data.tags, run.data.metrics

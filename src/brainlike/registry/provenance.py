@@ -7,9 +7,12 @@ values, never errors: a registry entry from a plain checkout is still worth havi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -78,8 +81,17 @@ def git_state(repo_root: str | Path) -> tuple[str | None, bool | None]:
     return head.strip(), (None if status is None else bool(status.strip()))
 
 
-def read_dvc_lock(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+def read_dvc_lock(path: str | Path, models: Iterable[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """Output md5s and stage hashes from a ``dvc.lock`` file (empty dicts if it does not exist).
+
+    Parameters
+    ----------
+    path : path
+    models : iterable of str, optional
+        The models params.yaml holds now. When given, the entries of per-model stages
+        (``extract@<model>``, ``patterns@<model>``...) of any other model are left out: DVC
+        keeps a removed model's entries in the lock until the next full ``dvc repro``, and
+        they describe nothing the current fit used.
 
     Returns
     -------
@@ -103,9 +115,12 @@ def read_dvc_lock(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
     stages = lock.get("stages") if isinstance(lock, dict) else None
     if not isinstance(stages, dict):
         raise DataError(path, "expected a DVC lock file with a 'stages' mapping", field="stages")
+    keep = None if models is None else set(models)
     outs: dict[str, str] = {}
     hashes: dict[str, str] = {}
     for name, entry in stages.items():
+        if keep is not None and "@" in str(name) and str(name).split("@", 1)[1] not in keep:
+            continue  # a per-model stage of a model no longer in params
         blob = json.dumps(entry, sort_keys=True, default=str).encode()
         hashes[str(name)] = hashlib.sha256(blob).hexdigest()[:16]
         for out in (entry or {}).get("outs", []) or []:
@@ -124,12 +139,77 @@ def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def collect_provenance(repo_root: str | Path) -> Provenance:
-    """Git state, ``<repo_root>/dvc.lock`` hashes and package versions."""
+def collect_provenance(repo_root: str | Path, models: Iterable[str] | None = None) -> Provenance:
+    """Git state, ``<repo_root>/dvc.lock`` hashes (of ``models`` only, see :func:`read_dvc_lock`)
+    and package versions."""
     root = Path(repo_root)
     commit, dirty = git_state(root)
-    outs, stages = read_dvc_lock(root / "dvc.lock")
+    outs, stages = read_dvc_lock(root / "dvc.lock", models)
     return Provenance(commit, dirty, outs, stages, package_versions())
+
+
+# Keys of the stage JSON files that hold wall-clock timings: they change on every run of a stage
+# whose inputs did not change, so they are no part of a fit's identity.
+TIMING_KEYS = frozenset({"seconds", "total_s", "fit_s", "elapsed_s", "wall_s", "timing_s"})
+
+
+def _strip_timings(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_timings(v) for k, v in obj.items() if k not in TIMING_KEYS}
+    if isinstance(obj, list):
+        return [_strip_timings(v) for v in obj]
+    return obj
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    p = Path(path)
+    if p.suffix == ".json":
+        try:
+            return content_hash(_strip_timings(json.loads(p.read_text())))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # not JSON after all: its bytes
+    if p.suffix == ".npz":
+        # a zip member's header holds the time it was written: hash the arrays, not the archive
+        try:
+            with zipfile.ZipFile(p) as z:
+                return content_hash({n: hashlib.sha256(z.read(n)).hexdigest() for n in sorted(z.namelist())})
+        except zipfile.BadZipFile:
+            pass
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_digest(path: str | Path) -> str | None:
+    """sha256 of what a file or folder holds, stable while its content is the same.
+
+    Unlike a DVC md5 it ignores what changes when nothing changed: hidden entries (the
+    ``.gitignore`` DVC writes, ``.*.tmp`` leftovers, ``.partial`` work folders), wall-clock
+    timing keys of JSON files (:data:`TIMING_KEYS`) and the write times inside ``.npz``
+    archives. A folder's digest covers the relative path and digest of every file under it.
+
+    Returns
+    -------
+    str or None
+        None when ``path`` does not exist.
+    """
+    p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return _file_digest(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if not p.is_dir():
+        return None
+    entries = {}
+    for f in sorted(p.rglob("*")):
+        rel = f.relative_to(p)
+        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        st = f.stat()
+        entries[rel.as_posix()] = _file_digest(str(f.resolve()), st.st_size, st.st_mtime_ns)
+    return content_hash(entries)
 
 
 def input_md5(dvc_outs: dict[str, str], path: str | Path) -> str | None:

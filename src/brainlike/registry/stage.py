@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .._utils.atomic import write_text_atomic
-from .adapter import records_from_outputs
+from .adapter import model_configs, records_from_outputs
 from .log import log_model_fit
 from .provenance import collect_provenance
 from .store import open_store
@@ -50,7 +50,8 @@ def register(params, repo_root: str | Path, summary: str | Path | None = None) -
     """
     root = Path(repo_root)
     store, client = open_project_store(params, root)  # fail before touching anything
-    prov = collect_provenance(root)
+    # only the current models' dvc.lock entries: a removed model's stale ones are no provenance
+    prov = collect_provenance(root, [m.name for m in model_configs(params)])
     summary_d: dict = {"tracking_uri": store.display_uri, "models": {}, "counts": {"created": 0, "unchanged": 0, "updated": 0}}
     for record, subjects in records_from_outputs(params, root):
         fit = log_model_fit(store, experiment_name(params, record.dataset), record, subjects, prov)

@@ -39,9 +39,20 @@ def _scheme(uri: str) -> str:
     return uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
 
 
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (for messages and summaries)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", uri)
+# query-string parameters that carry a credential (``?password=...``, ``&token=...``)
+_SECRET_PARAMS = (r"(?:password|passwd|pwd|pass|secret|client_secret|token|access_token|auth_token|"
+                  r"id_token|refresh_token|api_key|apikey|key|sig|signature|credentials?)")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URI password and query-string credential replaced by ``***``.
+
+    Covers ``scheme://user:password@host`` and ``?password=`` / ``&token=`` / ``&secret=`` (and
+    the other names of :data:`_SECRET_PARAMS`, any case) wherever they appear, so it also
+    serves for messages that quote a URI (a driver's error text).
+    """
+    text = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", r"\1:***@", text)
+    return re.sub(rf"([?&;]{_SECRET_PARAMS}=)[^&;#\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 class RegistryError(BrainlikeError):
@@ -141,7 +152,7 @@ def _probe_db(store: Store, timeout: float) -> None:
         engine = _engine(store.uri, timeout)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
         raise RegistryError(
-            f"tracking store {store.display_uri}: not a usable database URI ({exc}); check "
+            f"tracking store {store.display_uri}: not a usable database URI ({redact(str(exc))}); check "
             f"registry.tracking_uri (or {ENV_URI})"
         ) from None
     host = f"{url.host or 'localhost'}:{url.port or ''}".rstrip(":")
@@ -149,7 +160,7 @@ def _probe_db(store: Store, timeout: float) -> None:
         with engine.connect():
             pass
     except sa.exc.DBAPIError as exc:
-        reason = " ".join(str(exc.orig or exc).split())
+        reason = redact(" ".join(str(exc.orig or exc).split()))
         low = reason.lower()
         unreachable = any(s in low for s in ("refused", "timeout", "timed out", "could not translate host",
                                              "no route", "unreachable", "name or service"))
@@ -168,11 +179,11 @@ def _probe_http(uri: str, timeout: float) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user-given server)
             if resp.status != 200:
-                raise RegistryError(f"tracking server {uri} answered {url} with HTTP {resp.status}")
+                raise RegistryError(f"tracking server {redact(uri)} answered {redact(url)} with HTTP {resp.status}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+        reason = redact(str(getattr(exc, "reason", exc)))
         raise RegistryError(
-            f"tracking server {uri} is unreachable ({reason}); start it, or unset {ENV_URI} / set "
+            f"tracking server {redact(uri)} is unreachable ({reason}); start it, or unset {ENV_URI} / set "
             "registry.tracking_uri to use the local sqlite:///mlflow.db store. Nothing was logged; "
             "local outputs are untouched."
         ) from None
@@ -216,7 +227,7 @@ def check_store(store: Store, upgrade: bool = False, timeout: float = 10.0) -> S
         if db is None:
             return store
         if not db.parent.is_dir():
-            raise RegistryError(f"tracking store {store.uri}: folder {db.parent} does not exist")
+            raise RegistryError(f"tracking store {store.display_uri}: folder {db.parent} does not exist")
         if not db.exists():
             return store  # MLflow creates the tables at head on first use
     else:

@@ -93,7 +93,10 @@ def mlflow_server(store: Store, port: int | None = None, log: str | Path | None 
 
 
 def ui_main(argv: Sequence[str] | None = None) -> int:
-    """``brainlike ui [--port N] [--params P]``: serve the registry UI until Ctrl-C."""
+    """``brainlike ui [--port N] [--params P]``: serve the registry UI until Ctrl-C or SIGTERM.
+
+    Either stops the server's whole process group (its workers included) before returning 0.
+    """
     from ..config import load_params
     from .stage import registry_config, repo_root_of
     from .store import check_store, resolve_store
@@ -109,11 +112,24 @@ def ui_main(argv: Sequence[str] | None = None) -> int:
         raise RegistryError(f"tracking URI {store.display_uri} is a server already: open it in a browser")
     check_store(store, cfg.upgrade_schema, cfg.timeout_s)
     port = args.port or cfg.ui_port
-    print(f"MLflow UI for {store.display_uri} on http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI for {store.display_uri} on http://{HOST}:{port}  (Ctrl-C or SIGTERM stops it)", flush=True)
+    # the server runs in its own session (so Ctrl-C reaches only us and we stop it by group id):
+    # SIGTERM and SIGHUP must therefore stop it too, as Ctrl-C does
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     proc = subprocess.Popen(server_command(store, port), env=_env(), start_new_session=True)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         return 0
     finally:
         stop_process_group(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Stop(Exception):
+    """SIGTERM / SIGHUP received by ``brainlike ui``."""
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop(signal.Signals(signum).name)

@@ -1,8 +1,9 @@
 """``brainlike validate PATH...``: the data gates without DVC (pre-commit / CI step).
 
 Each PATH is loaded with :func:`brainlike.data.loaders.load_path` (a prepared store or run
-folder, the Alice folder, a BIDS func file); every run is validated; a per-run verdict table
-and each failure (run, check, observed, expected) are printed. Exit status 1 when any run
+folder, the Alice folder, a BIDS func file); every run is validated (a run whose file cannot
+be read fails, the others are still judged); a per-run verdict table, each warning (e.g. a
+missing motion file) and each failure (run, check, observed, expected) are printed. Exit status 1 when any run
 fails or a path cannot be loaded, else 0.
 """
 
@@ -60,11 +61,18 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     cfg = load_params(args.params).validation if args.params else ValidationConfig()
     runs = []
+    unreadable: list = []  # runs whose files cannot be read: failed verdicts, the others go on
     for path in args.paths:
-        runs.extend(load_path(path))
+        runs.extend(load_path(path, failures=unreadable))
     gates = Gates(cfg)
-    results = validate_runs(runs, gates)
+    results = validate_runs(runs, gates, unreadable)
     print(verdict_table(results))
+    warned = [r for r in results if r.warnings]
+    if warned:
+        print(f"\nwarnings ({sum(len(r.warnings) for r in warned)}):")
+        for r in warned:
+            for w in r.warnings:
+                print(f"  WARNING {r.run_id}: {w}")
     bad = [r for r in results if not r.passed]
     if bad:
         print(f"\n{len(bad)} of {len(results)} run(s) failed:")

@@ -234,3 +234,61 @@ def run_summary(run: Run) -> dict:
         "n_targets": run.n_targets,
         "target_set": target_set,
     }
+
+
+FINGERPRINT_TARGETS = 2048  # targets kept per run for the duplicate check (evenly spaced)
+
+
+def fingerprint(data: np.ndarray) -> np.ndarray | None:
+    """Per-target z-scored time courses of a run, for the duplicate-subject check.
+
+    Each target is centred and scaled over its finite TRs (non-finite values and constant
+    targets become 0), so baselines, which differ by ROI and dominate raw values, do not make
+    two different subjects look alike. At most :data:`FINGERPRINT_TARGETS` evenly spaced targets
+    are kept: the same ones for every run of a shape, so a copied run stays identical.
+
+    Parameters
+    ----------
+    data : array of shape (n_trs, n_targets)
+
+    Returns
+    -------
+    array of shape (n_trs * min(n_targets, FINGERPRINT_TARGETS),), float32, unit norm; None
+    when nothing varies (an all-constant run correlates with nothing).
+    """
+    x = np.asarray(data)
+    if x.shape[1] > FINGERPRINT_TARGETS:
+        x = x[:, np.linspace(0, x.shape[1] - 1, FINGERPRINT_TARGETS).round().astype(int)]
+    x = np.where(np.isfinite(x), x, np.nan).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
+    z = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).ravel()
+    norm = float(np.linalg.norm(z))
+    return None if norm == 0 else (z / norm).astype(np.float32)
+
+
+def pairs_frame(fingerprints: dict[str, np.ndarray | None]) -> pd.DataFrame:
+    """One row per pair of runs with fingerprints of the same length.
+
+    Parameters
+    ----------
+    fingerprints : dict
+        Run id -> :func:`fingerprint` (None: skipped).
+
+    Returns
+    -------
+    DataFrame with columns ``pair`` (``"<run a> ~ <run b>"``), ``run_a``, ``run_b`` and
+    ``correlation`` (the dot product of the two fingerprints: for runs without constant
+    targets, the mean over targets of the correlation of the two time courses; 1.0 for a copy).
+    """
+    ids = [k for k, v in fingerprints.items() if v is not None]
+    rows = []
+    for i, a in enumerate(ids):
+        fa = fingerprints[a]
+        for b in ids[i + 1:]:
+            fb = fingerprints[b]
+            if fb.shape == fa.shape:
+                c = float(np.dot(fa.astype(np.float64), fb.astype(np.float64)))
+                rows.append({"pair": f"{a} ~ {b}", "run_a": a, "run_b": b, "correlation": round(c, 6)})
+    return pd.DataFrame(rows, columns=["pair", "run_a", "run_b", "correlation"])

@@ -4,7 +4,9 @@ Outputs (both written atomically):
 
 - ``metrics/validation.json``: per run ``passed``, its summary and every failed expectation
   with the observed value; ``valid_runs`` (what downstream stages use, via
-  :func:`read_valid_runs`); ``excluded`` (run id + reasons);
+  :func:`read_valid_runs`); ``excluded`` (run id + reasons); ``warnings`` (run id -> what
+  a loader noted, e.g. a missing motion file: the run passes, but without motion confounds).
+  Runs the ``prepare`` stage could not read (manifest ``unreadable``) are failed runs here;
 - the GX Data Docs site (``docs_dir``), made offline with the vendored assets.
 
 Policy ``on_invalid``: ``fail`` raises :class:`ValidationFailed` (a ``DataError``; the stage
@@ -20,13 +22,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Iterable
 from pathlib import Path
 
-from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.atomic import atomic_paths
 from ..config import ValidationConfig
-from ..data.run import Run
+from ..data.run import LoadFailure, Run
 from ..data.store import read_manifest, read_run
 from ..errors import DataError
 from . import frames as F
-from .suites import Failure, Gates, RunResult
+from .suites import Failure, Gates, RunResult, load_failure_result
 
 FORMAT_VERSION = 1
 
@@ -72,7 +74,7 @@ def failure_table(results: Iterable[RunResult], width: int = 100) -> str:
 
 
 def verdict_table(results: Iterable[RunResult]) -> str:
-    """One line per run: PASS/FAIL, shape, TRs vs expected, and the failed checks."""
+    """One line per run: PASS/FAIL, shape, TRs vs expected, the failed checks and its warnings."""
     results = list(results)
     if not results:
         return "(no runs)"
@@ -81,6 +83,8 @@ def verdict_table(results: Iterable[RunResult]) -> str:
     for r in results:
         s = r.summary
         checks = ", ".join(dict.fromkeys(f"{f.suite}/{f.check}" for f in r.failures)) or "-"
+        if r.warnings:
+            checks += f"  [{len(r.warnings)} warning(s)]"
         need = s.get("expected_n_trs")
         lines.append(
             f"{r.run_id:<{w}}  {'PASS' if r.passed else 'FAIL':<7}  {s.get('n_trs', '?'):>5}/{'-' if need is None else need:<5}"
@@ -89,17 +93,32 @@ def verdict_table(results: Iterable[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def validate_runs(runs: Iterable[Run], gates: Gates) -> list[RunResult]:
-    """Validate runs one by one (each run's data is dropped after), then dataset consistency."""
+def validate_runs(runs: Iterable[Run], gates: Gates, unreadable: Iterable[LoadFailure] = ()) -> list[RunResult]:
+    """Validate runs one by one, then each dataset's consistency and distinct subjects.
+
+    Only a small fingerprint of each run's data is kept (see
+    :func:`~brainlike.validation.frames.fingerprint`), so runs can stream from disk.
+
+    Parameters
+    ----------
+    runs : iterable of Run
+    gates : Gates
+    unreadable : iterable of LoadFailure
+        Runs whose files could not be read: each becomes a failed verdict (check
+        ``load/readable``) listed after the others.
+    """
     results: list[RunResult] = []
     summaries: dict[str, list[dict]] = defaultdict(list)
+    prints: dict[str, dict] = defaultdict(dict)
     for run in runs:
         results.append(gates.validate_run(run))
         summaries[run.dataset].append(F.run_summary(run))
+        prints[run.dataset][run.run_id] = F.fingerprint(run.data)
     by_id = {r.run_id: r for r in results}
     for dataset, rows in summaries.items():
-        for f in gates.validate_dataset(rows, dataset):
+        for f in gates.validate_dataset(rows, dataset) + gates.validate_pairs(prints[dataset], dataset):
             by_id[f.run].failures.append(f)
+    results += [load_failure_result(u) for u in unreadable]
     return results
 
 
@@ -108,6 +127,7 @@ def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float
     """The content of ``metrics/validation.json``."""
     valid = [r.run_id for r in results if r.passed]
     excluded = [{"run_id": r.run_id, "reasons": [_reason(f) for f in r.failures]} for r in results if not r.passed]
+    warned = {r.run_id: list(r.warnings) for r in results if r.warnings}
     return {
         "format_version": FORMAT_VERSION,
         "on_invalid": cfg.on_invalid,
@@ -117,6 +137,7 @@ def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float
         "n_valid": len(valid),
         "valid_runs": valid,
         "excluded": excluded,
+        "warnings": warned,
         "runs": {r.run_id: r.to_dict() for r in results},
         "docs": docs,
         "seconds": round(seconds, 3),
@@ -166,17 +187,21 @@ def run_validation(
     prepared_root, out_metrics, docs_dir = Path(prepared_root), Path(out_metrics), Path(docs_dir)
     manifest = read_manifest(prepared_root)
     gates = Gates(cfg)
-    results = validate_runs((read_run(prepared_root / e["path"]) for e in manifest["runs"]), gates)
+    unreadable = [LoadFailure(u["dataset"], u["subject"], u["task"], u.get("source"), u["problem"])
+                  for u in manifest.get("unreadable", [])]
+    results = validate_runs((read_run(prepared_root / e["path"]) for e in manifest["runs"]), gates, unreadable)
     docs: dict = {"path": str(docs_dir), "offline": False}
-    with atomic_path(docs_dir) as tmp:
+    # docs and report are both written before either is published (docs first, the report
+    # last), so they never describe different validations
+    with atomic_paths(docs_dir, out_metrics) as (tmp, report_tmp):
         gates.build_docs(tmp)
         if vendor_dir is not None:
             from .docs import make_offline
 
             info = make_offline(tmp, vendor_dir)
             docs |= {"offline": True, "pages": info["pages"], "asset_versions": info["versions"]}
-    report = build_report(results, cfg, time.perf_counter() - start, docs, policies)
-    write_text_atomic(out_metrics, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        report = build_report(results, cfg, time.perf_counter() - start, docs, policies)
+        report_tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     policies = policies or {}
     blocking = [r for r in results if not r.passed and policies.get(r.run_id.split("_sub-")[0], cfg.on_invalid) == "fail"]
     if blocking:

@@ -9,13 +9,19 @@ Suites (each over one tidy frame of :mod:`brainlike.validation.frames`):
 ``fmri_run.targets`` (one row per vertex/ROI)
     no non-finite value, not all zero, not all constant, fraction of constant targets
     <= ``max_constant_fraction``, tSNR >= ``min_tsnr`` for ``min_tsnr_fraction`` of the
-    non-constant targets (only where the data keep a baseline; see the frames module).
+    non-constant targets (only where the data keep a baseline; see the frames module),
+    every |value| <= ``max_abs_value`` (dynamic range).
 ``words`` (one row per word)
     onsets non-decreasing, durations > 0, times present, every word inside the scan
     (``t0 - tol <= onset``, ``end <= scan end + tol``), no empty token, speech rate in
     ``[min_words_per_minute, max_words_per_minute]`` over the speech span (a row-count check).
 ``fmri_dataset`` (one row per run of a dataset)
     space, target count and target names equal to the dataset's most common value.
+``fmri_dataset.pairs`` (one row per pair of runs of a dataset with the same shape)
+    correlation of the per-target z-scored time courses <= ``max_subject_correlation``: a
+    higher one is a duplicated (copied) or near-identical subject, and both runs fail.
+``load`` (not GX: a run whose files could not be read)
+    the loader's message, recorded so that the rest of the dataset goes on.
 ``activations.rows`` / ``activations.units`` (an AN response matrix)
     row count equals the TR count; every value finite; fraction of constant ANs
     <= ``max_constant_an_fraction``.
@@ -50,6 +56,8 @@ SUITE_TRS = "fmri_run.trs"
 SUITE_TARGETS = "fmri_run.targets"
 SUITE_WORDS = "words"
 SUITE_DATASET = "fmri_dataset"
+SUITE_PAIRS = "fmri_dataset.pairs"
+SUITE_LOAD = "load"
 SUITE_ACT_ROWS = "activations.rows"
 SUITE_ACT_UNITS = "activations.units"
 _N_SHOWN = 10  # unexpected rows listed per failed expectation
@@ -142,6 +150,7 @@ class RunResult:
     task: str
     summary: dict = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -155,7 +164,16 @@ class RunResult:
             "task": self.task,
             "summary": _plain(self.summary),
             "failures": [f.to_dict() for f in self.failures],
+            "warnings": list(self.warnings),
         }
+
+
+def load_failure_result(failure) -> RunResult:
+    """The verdict of a run that could not be read (a :class:`~brainlike.data.run.LoadFailure`)."""
+    f = Failure(failure.run_id, SUITE_LOAD, "readable", "file_is_readable", None,
+                {"file": failure.source, "problem": failure.problem}, "a readable, well-formed file")
+    return RunResult(failure.run_id, failure.dataset, failure.subject, failure.task,
+                     {"source": failure.source}, [f])
 
 
 def _majority(values: list) -> Any:
@@ -243,6 +261,14 @@ def _suite_specs(gxe, cfg: ValidationConfig) -> dict[str, _Suite]:
                 e(Max, "not_all_zero", "The run is not all zeros.", column="max_abs", min_value=0, strict_min=True),
                 e(Max, "not_all_constant", "At least one target varies over time.", column="std", min_value=0, strict_min=True),
                 e(
+                    Between,
+                    "dynamic_range",
+                    f"Every |value| <= {cfg.max_abs_value:g}: a larger one is a file scaled by mistake "
+                    "(squares of such float32 values overflow in the encoding fits).",
+                    column="max_abs",
+                    max_value=cfg.max_abs_value,
+                ),
+                e(
                     Mean,
                     "constant_fraction",
                     f"At most {cfg.max_constant_fraction:.0%} of the targets are constant (the fsaverage5 medial wall is ~10-15 %).",
@@ -290,6 +316,20 @@ def _suite_specs(gxe, cfg: ValidationConfig) -> dict[str, _Suite]:
                                                 description="Every run of the dataset has the same number of targets."),
                 gxe.ExpectColumnValuesToBeInSet(column="target_set", value_set=P("ref_target_set"), meta={"check": "same_targets"},
                                                 description="Every run of the dataset has the same targets (names)."),
+            ],
+        ),
+        SUITE_PAIRS: _Suite(
+            "fmri_dataset_pairs",
+            "pair",
+            [
+                e(
+                    Between,
+                    "distinct_subjects",
+                    f"No two runs of a dataset correlate above {cfg.max_subject_correlation:g} (per-target z-scored "
+                    "time courses): such a pair is one subject's data under two names, or near-identical.",
+                    column="correlation",
+                    max_value=cfg.max_subject_correlation,
+                ),
             ],
         ),
         SUITE_ACT_ROWS: _Suite(
@@ -457,7 +497,8 @@ class Gates:
         failures += self._validate(SUITE_TARGETS, targets, run.run_id)
         word_failures, word_summary = self.validate_words(run.words, run_id=run.run_id, t0=run.t0, scan_end=run.scan_end)
         summary |= word_summary
-        return RunResult(run.run_id, run.dataset, run.subject, run.task, summary, failures + word_failures)
+        return RunResult(run.run_id, run.dataset, run.subject, run.task, summary, failures + word_failures,
+                         [str(w) for w in run.meta.get("warnings", [])])
 
     def validate_dataset(self, summaries: list[dict], dataset: str) -> list[Failure]:
         """Run ``fmri_dataset`` on the runs of one dataset.
@@ -484,6 +525,34 @@ class Gates:
                 rid = row.get("run_id")
                 out.append(Failure(rid, f.suite, f.check, f.expectation, f.column,
                                    {"value": row.get(f.column), "dataset": dataset}, f.expected))
+        return out
+
+    def validate_pairs(self, fingerprints: dict[str, np.ndarray | None], dataset: str) -> list[Failure]:
+        """Run ``fmri_dataset.pairs`` (duplicate or near-identical subjects) on one dataset.
+
+        Parameters
+        ----------
+        fingerprints : dict
+            Run id -> :func:`~brainlike.validation.frames.fingerprint` of each run of ``dataset``.
+
+        Returns
+        -------
+        list of Failure
+            Two per offending pair, one for each run (``Failure.run``), whose observed value
+            names the other run and the correlation.
+        """
+        frame = F.pairs_frame(fingerprints)
+        if frame.empty:
+            return []
+        out = []
+        limit = self.cfg.max_subject_correlation
+        for f in self._validate(SUITE_PAIRS, frame, f"dataset-{dataset}"):
+            # GX lists at most _N_SHOWN rows: take the offending pairs from the frame itself
+            for row in frame[frame["correlation"] > limit].itertuples():
+                for run, other in ((row.run_a, row.run_b), (row.run_b, row.run_a)):
+                    out.append(Failure(run, f.suite, f.check, f.expectation, f.column,
+                                       {"duplicate_of": other, "correlation": row.correlation, "dataset": dataset},
+                                       f.expected))
         return out
 
     def validate_activations(self, acts: np.ndarray, n_trs: int, name: str) -> list[Failure]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...config import AliceDataset, BidsDataset
 from ...errors import DataError
-from ..run import Run
+from ..run import LoadFailure, Run
 from ..store import MANIFEST, iter_runs, read_run
 from .alice import is_alice_folder, load_alice
 from .bids import find_confounds, find_words_file, load_bids_dataset, load_bids_run, parse_bids_name
@@ -29,12 +29,16 @@ __all__ = [
 ]
 
 
-def load_dataset(cfg: AliceDataset | BidsDataset) -> list[Run]:
-    """Load every run of one ``datasets`` entry of params.yaml, dispatching on ``cfg.kind``."""
+def load_dataset(cfg: AliceDataset | BidsDataset, failures: list[LoadFailure] | None = None) -> list[Run]:
+    """Load every run of one ``datasets`` entry of params.yaml, dispatching on ``cfg.kind``.
+
+    With ``failures`` (a list), a run whose files cannot be read is appended to it as a
+    :class:`~brainlike.data.run.LoadFailure` and the others are loaded; without, it raises.
+    """
     if isinstance(cfg, AliceDataset):
-        return load_alice(cfg.path, cfg.subjects, name=cfg.name)
+        return load_alice(cfg.path, cfg.subjects, name=cfg.name, failures=failures)
     if isinstance(cfg, BidsDataset):
-        return load_bids_dataset(cfg)
+        return load_bids_dataset(cfg, failures=failures)
     raise TypeError(f"no loader for dataset config of type {type(cfg).__name__} (kind {getattr(cfg, 'kind', None)!r})")
 
 
@@ -44,8 +48,12 @@ def load_path(
     *,
     tr: float | None = None,
     words_offset_s: float = 0.0,
+    failures: list[LoadFailure] | None = None,
 ) -> list[Run]:
     """Load whatever ``path`` is.
+
+    ``failures``: as in :func:`load_dataset`, for an Alice folder (a subject that cannot be
+    read is recorded there and the other subjects are loaded).
 
     Recognised, in this order:
 
@@ -70,7 +78,7 @@ def load_path(
         if (path / "run.json").is_file():
             return [read_run(path)]
         if is_alice_folder(path):
-            return load_alice(path)
+            return load_alice(path, failures=failures)
         raise DataError(
             path,
             "folder not recognised: expected a prepared store (manifest.json), a prepared run (run.json) "

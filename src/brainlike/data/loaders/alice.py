@@ -11,8 +11,9 @@ Layout and conventions are those of the dataset's README:
   translations in mm, then rotations about x, y, z in radians), renamed to fMRIPrep's
   ``trans_x .. rot_z``; the 10 discarded rows are dropped. A subject whose file is missing or
   has a row count other than 372 gets no motion columns (its alignment to the kept volumes
-  would be a guess) and a note in ``meta["notes"]`` (in the copy checked when this was
-  written, all 15 ROI subjects have a complete file);
+  would be a guess) and a note in ``meta["notes"]`` and ``meta["warnings"]`` (the gate report
+  shows it as a warning; in the copy checked when this was written, all 15 ROI subjects have
+  a complete file);
 - ``regressors/sNN-rate.txt``, ``sNN-sndpwr.txt``: the dataset's own HRF-convolved word-rate
   and sound-power predictors (362 values, already without the discarded volumes), kept as
   confound columns ``rate`` and ``sndpwr`` because later stages use them as a baseline;
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError
-from ..run import Run
+from ..run import LoadFailure, Run
 from .confounds import MOTION_COLUMNS
 from .words import read_words
 
@@ -57,7 +58,7 @@ def alice_subjects(path: str | Path) -> list[str]:
     return sorted(subs, key=lambda s: int(s[1:]))
 
 
-def _load_table(path: Path, n_cols: int | None = None) -> np.ndarray:
+def _load_table(path: Path, n_cols: int | None = None, allow_nonfinite: bool = False) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
@@ -66,7 +67,7 @@ def _load_table(path: Path, n_cols: int | None = None) -> np.ndarray:
         raise DataError(path, f"not a whitespace-separated numeric table: {exc}") from None
     if n_cols is not None and arr.shape[1] != n_cols:
         raise DataError(path, f"expected {n_cols} columns, got {arr.shape[1]}")
-    if not np.isfinite(arr).all():
+    if not allow_nonfinite and not np.isfinite(arr).all():
         i = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise DataError(path, f"row {i} holds a non-finite value")
     return arr
@@ -113,7 +114,12 @@ def _psycholinguistic(reg: Path, n_trs: int, notes: list[str]) -> pd.DataFrame |
     return pd.DataFrame(arr[N_DISCARDED:], columns=[f"psy_{j + 1:02d}" for j in range(N_PSY)])
 
 
-def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: str = "alice") -> list[Run]:
+def load_alice(
+    path: str | Path,
+    subjects: Sequence[str] | None = None,
+    name: str = "alice",
+    failures: list[LoadFailure] | None = None,
+) -> list[Run]:
     """Load the Alice ROI runs.
 
     Parameters
@@ -124,18 +130,24 @@ def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: st
         ``"s22"`` or ``"22"``; default: every subject with a ``roi_6mm`` file.
     name : str
         Dataset name of the runs.
+    failures : list, optional
+        When given, a subject whose files cannot be read (missing, not numeric, wrong shape,
+        row counts that disagree) is appended to it as a :class:`~brainlike.data.run.LoadFailure`
+        and the other subjects are loaded; by default the first such error is raised.
 
     Returns
     -------
     list of Run
         ``space="roi"``, data of shape (362, 6) with ``target_names`` :data:`ROI_NAMES`,
         ``tr=2.0``, ``t0=20.0``, task ``"alice"``; confounds ``trans_x .. rot_z`` (when usable),
-        ``rate``, ``sndpwr``, ``psy_01 .. psy_12``.
+        ``rate``, ``sndpwr``, ``psy_01 .. psy_12``. Non-finite values of an ROI file are kept as they are (with a
+        note): the data gates' ``no_nan`` / ``no_nonfinite`` checks name the TR and the ROI.
 
     Raises
     ------
     DataError
-        Missing folder or file (named), wrong shapes, row counts that disagree.
+        Missing folder, sub-folder or word alignment (always); a subject's missing or
+        malformed file (without ``failures``).
     """
     path = Path(path)
     if not path.is_dir():
@@ -153,47 +165,61 @@ def load_alice(path: str | Path, subjects: Sequence[str] | None = None, name: st
     subjects = [s if str(s).startswith("s") else f"s{s}" for s in map(str, subjects)]
     if not subjects:
         raise DataError(path / "roi_6mm", "no sNN-timecourses.txt files")
-    reg = path / "regressors"
     runs = []
     for sub in subjects:
-        src = path / "roi_6mm" / f"{sub}-timecourses.txt"
-        data = _load_table(src, len(ROI_NAMES))
-        n_trs = data.shape[0]
-        notes: list[str] = []
-        motion, motion_src = _motion(reg, sub, n_trs, notes)
-        extra = {}
-        for col in ("rate", "sndpwr"):
-            f = reg / f"{sub}-{col}.txt"
-            values = _load_table(f, 1)[:, 0]
-            if values.size != n_trs:
-                raise DataError(f, f"{values.size} rows but {src.name} has {n_trs} volumes; expected one value per kept TR")
-            extra[col] = values
-        psy = _psycholinguistic(reg, n_trs, notes)
-        confounds = pd.concat(
-            [df for df in (motion, pd.DataFrame(extra), psy) if df is not None], axis=1
-        )
-        run = Run(
-            dataset=name,
-            subject=sub,
-            task="alice",
-            tr=TR,
-            space="roi",
-            data=data,
-            confounds=confounds,
-            words=words.copy(),
-            t0=T0,
-            target_names=list(ROI_NAMES),
-            meta={
-                "source": str(src),
-                "words_source": str(grids[0]),
-                "confounds_source": motion_src or str(reg / f"{sub}-rate.txt"),
-                "regressor_sources": {"rate": str(reg / f"{sub}-rate.txt"), "sndpwr": str(reg / f"{sub}-sndpwr.txt")},
-                "motion_source": motion_src,
-                "n_discarded_volumes": N_DISCARDED,
-                "words_info": {k: v for k, v in words.attrs.items() if k != "source"},
-                "notes": notes,
-            },
-        )
-        run.check_words_within_scan()
-        runs.append(run)
+        try:
+            runs.append(_load_subject(path, sub, name, words, grids[0]))
+        except DataError as exc:
+            if failures is None:
+                raise
+            failures.append(LoadFailure.from_error(exc, name, sub, "alice"))
     return runs
+
+
+def _load_subject(path: Path, sub: str, name: str, words: pd.DataFrame, grid: Path) -> Run:
+    reg = path / "regressors"
+    src = path / "roi_6mm" / f"{sub}-timecourses.txt"
+    data = _load_table(src, len(ROI_NAMES), allow_nonfinite=True)
+    n_trs = data.shape[0]
+    notes: list[str] = []
+    if not np.isfinite(data).all():
+        bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
+        notes.append(f"{src.name}: {bad.size} row(s) hold a non-finite value (first: row {int(bad[0])})")
+    motion, motion_src = _motion(reg, sub, n_trs, notes)
+    extra = {}
+    for col in ("rate", "sndpwr"):
+        f = reg / f"{sub}-{col}.txt"
+        values = _load_table(f, 1)[:, 0]
+        if values.size != n_trs:
+            raise DataError(f, f"{values.size} rows but {src.name} has {n_trs} volumes; expected one value per kept TR")
+        extra[col] = values
+    psy = _psycholinguistic(reg, n_trs, notes)
+    confounds = pd.concat(
+        [df for df in (motion, pd.DataFrame(extra), psy) if df is not None], axis=1
+    )
+    run = Run(
+        dataset=name,
+        subject=sub,
+        task="alice",
+        tr=TR,
+        space="roi",
+        data=data,
+        confounds=confounds,
+        words=words.copy(),
+        t0=T0,
+        target_names=list(ROI_NAMES),
+        meta={
+            "source": str(src),
+            "words_source": str(grid),
+            "confounds_source": motion_src or str(reg / f"{sub}-rate.txt"),
+            "regressor_sources": {"rate": str(reg / f"{sub}-rate.txt"), "sndpwr": str(reg / f"{sub}-sndpwr.txt")},
+            "motion_source": motion_src,
+            "n_discarded_volumes": N_DISCARDED,
+            "words_info": {k: v for k, v in words.attrs.items() if k != "source"},
+            "notes": notes,
+            # shown in the gate report: each note here means missing motion columns or non-finite data
+            "warnings": list(notes),
+        },
+    )
+    run.check_words_within_scan()
+    return run

@@ -41,7 +41,7 @@ import numpy as np
 
 from ...config import BidsDataset
 from ...errors import ConfigError, DataError
-from ..run import Run
+from ..run import LoadFailure, Run
 from ..surfaces import (
     N_FSAVERAGE5_HEMI,
     N_FSAVERAGE6_HEMI,
@@ -397,7 +397,10 @@ def load_bids_run(
         ``space="fsaverage5"``, data of shape (n_trs, 20484). ``meta`` holds the source files,
         the TR's origin, the native mesh and the vertices that came out NaN (outside a
         volume's field of view, or NaN in a GIfTI): ``nan_vertices``, indices, set to 0 in
-        ``data`` (with a warning); more than half of them for a volume is an error.
+        ``data`` (with a warning); more than half of them for a volume is an error. Vertices
+        of a volume that are NaN because of NaN voxels *inside* the field of view are broken
+        data: ``nan_in_brain_vertices``, left NaN (with a warning and an entry in
+        ``meta["warnings"]``) so that the data gates reject the run.
 
     Raises
     ------
@@ -460,9 +463,14 @@ def load_bids_run(
     meta["words_info"] = {k: v for k, v in words.attrs.items() if k != "source"}
     meta["words_offset_s"] = float(words_offset_s)
 
+    in_brain = np.array([], dtype=np.int64)
     if left is None:
         data = project_volume_to_fsaverage5(img, warn=False)
-    bad = nan_vertices(data)
+        bad = nan_vertices(data)
+        if bad.size:
+            bad, in_brain = _split_nan_vertices(img, bad)
+    else:
+        bad = nan_vertices(data)
     if left is None and bad.size > MAX_NAN_FRACTION * data.shape[1]:
         raise DataError(
             func,
@@ -475,7 +483,18 @@ def load_bids_run(
         why = "outside the field of view" if left is None else "holding NaN"
         warnings.warn(f"{func}: {bad.size} fsaverage5 vertices {why} were set to 0", stacklevel=2)
         data[:, bad] = 0.0
+    if in_brain.size:
+        # NaN voxels inside the field of view are broken data, not missing coverage: they stay
+        # NaN so that the data gates (no_nan / no_nonfinite) reject the run
+        n_tr = int(np.isnan(data[:, in_brain]).any(axis=1).sum())
+        msg = (
+            f"{in_brain.size} fsaverage5 vertices inside the field of view hold NaN from NaN voxels of the "
+            f"volume (in {n_tr} of {data.shape[0]} volumes); left NaN, so the data gates reject this run"
+        )
+        warnings.warn(f"{func}: {msg}", stacklevel=2)
+        meta.setdefault("warnings", []).append(msg)
     meta["nan_vertices"] = bad.tolist()
+    meta["nan_in_brain_vertices"] = in_brain.tolist()
 
     sub = subject or (b.get("sub") if b is not None else None) or func.name.split("_")[0]
     run = Run(
@@ -494,6 +513,36 @@ def load_bids_run(
     return run
 
 
+def _split_nan_vertices(img, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split NaN vertices of a projected volume into outside-the-field-of-view and NaN-voxel ones.
+
+    The mask of NaN voxels (1 where a voxel is NaN in any volume, else 0) is finite, so its
+    projection is NaN exactly where the vertex lies outside the image; a vertex that is NaN in
+    the data but finite in the mask projection got its NaN from NaN voxels inside the image.
+
+    Parameters
+    ----------
+    img : nibabel image, 3-D or 4-D
+    bad : array of int
+        Indices of vertices holding NaN in the projected data.
+
+    Returns
+    -------
+    outside, in_brain : arrays of int
+        A partition of ``bad``.
+    """
+    vox = np.asanyarray(img.dataobj)
+    nan_vox = np.isnan(vox).any(axis=-1) if vox.ndim == 4 else np.isnan(vox)
+    if not nan_vox.any():
+        return bad, np.array([], dtype=np.int64)
+    mask = nib.Nifti1Image(nan_vox.astype(np.float32), img.affine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        proj = project_volume_to_fsaverage5(mask, warn=False)[0]
+    inside = np.isfinite(proj[bad])
+    return bad[~inside], bad[inside]
+
+
 def _hemi_pair(path: Path) -> tuple[Path, Path]:
     b = parse_bids_name(path)
     if b is None or b.get("hemi") not in ("L", "R"):
@@ -505,12 +554,14 @@ def _hemi_pair(path: Path) -> tuple[Path, Path]:
     return (path, sibling) if other == "R" else (sibling, path)
 
 
-def load_bids_dataset(cfg: BidsDataset) -> list[Run]:
+def load_bids_dataset(cfg: BidsDataset, failures: list[LoadFailure] | None = None) -> list[Run]:
     """Load every run of ``cfg.task`` under ``cfg.path`` (see the module docstring).
 
     One words file (``cfg.words``, relative to ``cfg.path``) serves every subject: it describes
     the stimulus. A subject with several runs of the task gets ``subject = "<sub>_run-<r>"``
-    (and ``_ses-<x>``) so that run ids stay unique.
+    (and ``_ses-<x>``) so that run ids stay unique. With ``failures`` (a list), a run whose
+    files cannot be read is appended to it as a :class:`~brainlike.data.run.LoadFailure` and
+    the other runs are loaded; without, the first such error is raised.
 
     Returns
     -------
@@ -539,17 +590,22 @@ def load_bids_dataset(cfg: BidsDataset) -> list[Run]:
         subject = b.get("sub")
         if per_sub[subject] > 1:
             subject += "".join(f"_{k}-{b.get(k)}" for k in ("ses", "run", "acq", "echo") if b.get(k) is not None)
-        runs.append(
-            load_bids_run(
-                tuple(f.path for f in files) if len(files) == 2 else files[0].path,
-                words,
-                confound_columns=cfg.confounds,
-                tr=cfg.tr,
-                words_offset_s=cfg.words_offset_s,
-                dataset=cfg.name,
-                task=cfg.task,
-                subject=subject,
-                root=root,
+        try:
+            runs.append(
+                load_bids_run(
+                    tuple(f.path for f in files) if len(files) == 2 else files[0].path,
+                    words,
+                    confound_columns=cfg.confounds,
+                    tr=cfg.tr,
+                    words_offset_s=cfg.words_offset_s,
+                    dataset=cfg.name,
+                    task=cfg.task,
+                    subject=subject,
+                    root=root,
+                )
             )
-        )
+        except DataError as exc:
+            if failures is None:
+                raise
+            failures.append(LoadFailure.from_error(exc, cfg.name, subject, cfg.task))
     return runs
