@@ -38,12 +38,13 @@ from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
 from .organization import organization_metrics, tidy_metrics
+from ..stimulus import primary_stimulus
 from .recovery import score_recovery_by_model
 from .uncertainty import organization_cis
 
 SUMMARY_FILE = "encode.json"
 SHARED_FILE = "shared.json"
-PRIMARY = "embedded_task-story"
+PRIMARY = "embedded_task-story"  # first in primary_stimulus's order
 
 
 def _read_json(path: Path) -> dict:
@@ -86,14 +87,6 @@ def heldout_summary(folder: Path) -> dict | None:
 
 def _ci_dict(b: dict) -> dict:
     return {"value": _num(b["value"]), "ci_low": _num(b["ci_low"]), "ci_high": _num(b["ci_high"])}
-
-
-def _primary(stimuli: list[str]) -> str:
-    """The embedded story if there, else another embedded stimulus, else the first one."""
-    if PRIMARY in stimuli:
-        return PRIMARY
-    emb = [s for s in stimuli if s.startswith("embedded_")]
-    return sorted(emb or stimuli)[0]
 
 
 def ground_truth_file(prepared: Path, stimulus: str) -> Path | None:
@@ -296,7 +289,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         stims = surface.get(m, [])
         if not stims:
             continue
-        prim = _primary(stims)
+        prim = primary_stimulus(stims)
         entry = model_metrics(m, prim, pat_root, net_root, links, params.encoding.n_boot, params.encoding.ci_level)
         twin = twin_of(m, models)
         entry |= {

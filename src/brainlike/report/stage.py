@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..stimulus import primary_stimulus as stimulus_rule
 from .html import ModelReport, build_report
 
 N_FSAVERAGE5 = 20484
@@ -42,8 +43,7 @@ def primary_stimulus(root: Path, model: str, organization: dict, encoding_root: 
     stims = sorted(p.parent.name for p in (root / encoding_root / model).glob("*/group.npz"))
     if org.get("stimulus") in stims:
         return org["stimulus"]
-    story = [s for s in stims if s.endswith("_task-story")]
-    return (story or stims or [None])[0]
+    return stimulus_rule(stims)
 
 
 def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = None) -> Path:
