@@ -176,3 +176,27 @@ def test_oracle_reaches_and_null_stays_under_the_bounds(bench, nets):
     # every oracle regressor's best map is its own planted network, with the positive sign
     assert [e["best_atom"] for e in o["planted"]] == list(range(len(truth["planted"])))
     assert {e["best_sign"] for e in o["planted"]} == {"+"}
+
+
+def test_bootstrap_over_subjects_and_paired_difference(nets):
+    from brainlike.metrics.recovery import bootstrap_best_dice, bootstrap_indices, paired_kind_difference
+
+    rng = np.random.default_rng(0)
+    S, V = 6, nets.masks.shape[1]
+    vis = nets.mask("yeo7", "Visual")
+    z_trained = rng.standard_normal((S, 2, V))
+    z_trained[:, 0, vis] += 4.0 + rng.standard_normal((S, 1))  # atom 0 drives Visual in every subject
+    z_twin = rng.standard_normal((S, 2, V))
+    trained = score_planted(_table(nets, {(0, "+"): vis}), PLANTED, nets)
+    twin = score_planted(_table(nets, {(0, "+"): np.zeros(V, bool)}), PLANTED, nets)
+    idx = bootstrap_indices(S, 30, 0)
+    assert idx.shape == (30, S) and idx.max() < S
+    bt = bootstrap_best_dice(z_trained, trained, nets, idx)
+    bw = bootstrap_best_dice(z_twin, twin, nets, idx)
+    j = [e["network"] for e in trained["planted"]].index("Visual")
+    assert bt.shape == (30, len(PLANTED)) and np.median(bt[:, j]) > 0.8
+    assert (np.delete(bt, j, axis=1) == 0).all() and (bw == 0).all()  # nothing linked -> 0
+    d = paired_kind_difference(bt, bw, [e["kind"] for e in trained["planted"]], trained, twin)
+    assert d["semantic"]["difference"] == pytest.approx(0.5)
+    assert 0.3 < d["semantic"]["lo"] <= d["semantic"]["hi"] <= 0.5
+    assert d["timing"] == {"difference": 0.0, "lo": 0.0, "hi": 0.0, "n_networks": 2}
