@@ -87,7 +87,8 @@ def test_strict_scoring_counts_exact_and_near_links_only(nets):
     best = {e["network"]: e for e in s["planted"]}
     assert best["Visual"]["best_dice"] == pytest.approx(1.0) and best["Visual"]["best_atom"] == 0
     # linked to Cole's Frontoparietal (a near-equivalent), scored by its Dice with Yeo's
-    d = 2 * (fp_cole & nets.mask("yeo7", "Frontoparietal")).sum() / (fp_cole.sum() + nets.mask("yeo7", "Frontoparietal").sum())
+    fp_yeo = nets.mask("yeo7", "Frontoparietal")
+    d = 2 * (fp_cole & fp_yeo).sum() / (fp_cole.sum() + fp_yeo.sum())
     assert best["Frontoparietal"]["best_dice"] == pytest.approx(d) and best["Frontoparietal"]["linked"]
     assert best["Language"]["best_dice"] == 0.0 and best["Language"]["best_dice_any"] == pytest.approx(1.0)
     assert best["Auditory"]["best_dice"] == 0.0 and not best["Auditory"]["linked"]

@@ -4,7 +4,8 @@ See ``README.md`` in this folder. Semi-synthetic: real resting-state background,
 """
 
 from .calibrate import alice_feature_r, expected_r, highpassed_r, planted_gain, summarise_feature_r
-from .features import FEATURE_KINDS, FEATURE_NAMES, NUISANCE_FEATURE, feature_correlations, stimulus_features
+from ...config import FEATURE_KINDS
+from .features import FEATURE_NAMES, NUISANCE_FEATURE, feature_correlations, stimulus_features
 from .synth import circular_shift_null, embedded_design, embedded_features, make_embedded, oracle_regressors
 from .timing import count_syllables, load_story, speech_stats, story_words
 

@@ -47,7 +47,8 @@ def cosine_highpass(x: np.ndarray, frame_times: np.ndarray, high_pass_s: float =
     ft = np.asarray(frame_times, np.float64).reshape(-1)
     a = np.asarray(x, np.float64)
     if a.shape[0] != ft.size or ft.size < 2:
-        raise DataError(None, f"x has {a.shape[0]} rows but frame_times has {ft.size} values (need >= 2)", "frame_times")
+        raise DataError(None, f"x has {a.shape[0]} rows but frame_times has {ft.size} values (need >= 2)",
+                        "frame_times")
     if not high_pass_s > 0:
         raise DataError(None, f"high_pass_s must be > 0 seconds, got {high_pass_s}", "high_pass_s")
     n = ft.size

@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...config import FEATURE_KINDS
 from ...errors import DataError
 
 STORY_FEATURES = ("word_rate", "sentence_end", "word_length", "semantic_1", "semantic_2")

@@ -56,12 +56,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...config import EmbeddedConfig
+from ...config import FEATURE_KINDS, EmbeddedConfig
 from ...errors import ConfigError, DataError
 from ..run import N_VERTICES_FSAVERAGE5, Run
 from .calibrate import HIGH_PASS_S, cosine_highpass, highpassed_r, planted_gain
 from .features import (
-    FEATURE_KINDS,
     NUISANCE_FEATURE,
     SPM_DELAY_S,
     SPM_UNDERSHOOT_S,
