@@ -19,7 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 AtlasName = Literal["yeo7", "yeo17", "cole_anticevic12"]
-PlantedFeatureName = Literal["word_rate", "sentence_end", "semantic_1", "semantic_2", "word_length"]
+PlantedFeatureName = Literal[
+    "word_rate", "sentence_end", "semantic_1", "semantic_2", "word_length", "nuisance_events"
+]
+FeatureKind = Literal["timing", "semantic", "nuisance"]
+# What each plantable feature is: timing (when words happen; any tokenizer carries it), semantic
+# (what words mean) or nuisance (independent of the stimulus).
+FEATURE_KINDS: dict[str, str] = {
+    "word_rate": "timing",
+    "sentence_end": "timing",
+    "word_length": "timing",
+    "semantic_1": "semantic",
+    "semantic_2": "semantic",
+    "nuisance_events": "nuisance",
+}
 
 
 class _Section(BaseModel):
@@ -70,7 +83,33 @@ def _default_planted() -> list[PlantedResponse]:
         PlantedResponse(feature="sentence_end", atlas="yeo7", network="Frontoparietal"),
         PlantedResponse(feature="semantic_1", atlas="cole_anticevic12", network="Language"),
         PlantedResponse(feature="semantic_2", atlas="yeo7", network="Visual"),
+        PlantedResponse(feature="nuisance_events", atlas="yeo7", network="Dorsal Attention"),
     ]
+
+
+def _default_target_r() -> dict[str, float]:
+    # Calibrated on the Alice ROIs (see the embedded README): word rate r ~ 0.20 (median over
+    # subjects x ROIs); GloVe semantic axes r ~ 0.15 (median over subjects of the best ROI).
+    return {"timing": 0.2, "semantic": 0.15, "nuisance": 0.2}
+
+
+class SubjectVariabilityConfig(_Section):
+    """How the semi-synthetic subjects differ from each other (each draw seeded per subject)."""
+
+    hrf_delay_sd_s: float = Field(
+        0.75, ge=0, le=2.0, description="s.d. of the HRF peak-delay parameter around SPM's 6 s (clipped at 2 s.d.)"
+    )
+    hrf_undershoot_sd_s: float = Field(
+        1.5, ge=0, le=4.0, description="s.d. of the HRF undershoot parameter around SPM's 16 s (clipped at 2 s.d.)"
+    )
+    boundary_jitter: float = Field(
+        0.3, ge=0, le=1.0,
+        description="Share of a planted network's border vertices dropped, and of its outer neighbours added",
+    )
+    strength_log_sd: float = Field(
+        0.3, ge=0, le=1.5,
+        description="s.d. of log(subject strength), which scales the target r (Alice word rate: 0.32)",
+    )
 
 
 class MovieConfig(_Section):
@@ -85,10 +124,18 @@ class EmbeddedConfig(_Section):
 
     enabled: bool = True
     seed: int = Field(0, ge=0)
-    n_subjects: int = Field(4, ge=1, le=64)
+    n_subjects: int = Field(12, ge=1, le=64)
     tr: float = Field(1.5, gt=0.1, le=10.0)
     snr: float = Field(
-        1.0, gt=0, description="s.d. of the planted signal / s.d. of the background in a network"
+        1.0, gt=0, description="Image-caption movie only: s.d. of the planted signal / s.d. of the background"
+    )
+    target_r: dict[FeatureKind, float] = Field(
+        default_factory=_default_target_r,
+        description="Expected single-subject per-vertex r (after the 128 s high-pass) of a planted feature, per kind",
+    )
+    subjects: SubjectVariabilityConfig = Field(default_factory=SubjectVariabilityConfig)
+    nuisance_interval_s: float = Field(
+        12.0, gt=1.0, le=120.0, description="Mean interval of the stimulus-independent Poisson event train"
     )
     lead_in_s: float = Field(10.0, ge=0, description="Silence before the story starts")
     tail_s: float = Field(16.0, ge=0, description="Scan time after the last word (HRF tail)")
@@ -102,6 +149,12 @@ class EmbeddedConfig(_Section):
         feats = [p.feature for p in self.planted]
         if len(set(feats)) != len(feats):
             raise ValueError(f"each planted feature may drive only one network, got {feats}")
+        bad = {k: v for k, v in self.target_r.items() if not 0 < v < 0.95}
+        if bad:
+            raise ValueError(f"target_r values must lie in (0, 0.95), got {bad}")
+        missing = sorted({FEATURE_KINDS[f] for f in feats} - set(self.target_r))
+        if missing:
+            raise ValueError(f"target_r lacks the kind(s) {missing} of the planted features {feats}")
         return self
 
 

@@ -26,6 +26,15 @@ Each feature is a train of events on the stimulus clock, convolved with the SPM 
     HRF time scale, ``semantic_2`` is orthogonalised against ``semantic_1`` on the TR grid (least
     squares residual, then z-scored): it is the visual content *beyond* the social/physical axis,
     so each planted semantic network has its own, uncorrelated driver.
+``nuisance_events``
+    Not a stimulus feature: a seeded Poisson train of unit events (:func:`nuisance_onsets`),
+    independent of the story, standing for a response no language model can carry (arousal,
+    a scanner artefact). Planted in a network of its own, a model linked to it reports noise.
+
+Every feature has a *kind* (:data:`FEATURE_KINDS`): ``timing`` (when words and sentences
+happen, which any model with a tokenizer carries), ``semantic`` (what words mean) or
+``nuisance``. The convolution uses the SPM canonical HRF unless an HRF of a subject is given
+(:func:`gamma_hrf`: the same gamma difference with another peak delay and undershoot).
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ import pandas as pd
 
 from ...errors import DataError
 
-FEATURE_NAMES = ("word_rate", "sentence_end", "word_length", "semantic_1", "semantic_2")
+STORY_FEATURES = ("word_rate", "sentence_end", "word_length", "semantic_1", "semantic_2")
+NUISANCE_FEATURE = "nuisance_events"
+FEATURE_NAMES = (*STORY_FEATURES, NUISANCE_FEATURE)
 
 # Seed words of the semantic axes: (pole A, pole B). Not drawn from the story's word list.
 SEMANTIC_AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -80,6 +91,11 @@ FUNCTION_WORDS = frozenset(
 
 HRF_MODEL = "spm"
 OVERSAMPLING = 16
+# SPM canonical HRF: gamma(delay) - ratio * gamma(undershoot), dispersions 1 (nilearn's "spm").
+SPM_DELAY_S = 6.0
+SPM_UNDERSHOOT_S = 16.0
+SPM_RATIO = 0.167
+HRF_LENGTH_S = 32.0
 
 
 def _glove_files() -> tuple[Path, Path]:
@@ -177,12 +193,53 @@ def semantic_scores(words: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _convolve(onsets: np.ndarray, amplitudes: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+def gamma_hrf(delay_s: float = SPM_DELAY_S, undershoot_s: float = SPM_UNDERSHOOT_S):
+    """An HRF kernel in the form nilearn's ``compute_regressor`` takes (``f(t_r, oversampling)``).
+
+    The SPM gamma difference ``gamma(t; delay_s) - 0.167 gamma(t; undershoot_s)`` (shape
+    parameters in seconds, scale 1 s, kernel 32 s, normalised to sum 1), computed exactly as
+    nilearn's ``spm`` model: with the defaults it *is* the canonical HRF. The response peaks
+    about ``delay_s - 1`` s after an event.
+    """
+    from scipy.stats import gamma
+
+    if not (1.0 < delay_s < undershoot_s < HRF_LENGTH_S):
+        raise DataError(None, f"HRF needs 1 < delay ({delay_s}) < undershoot ({undershoot_s}) < {HRF_LENGTH_S}", "hrf")
+
+    def kernel(t_r: float, oversampling: int = 50) -> np.ndarray:
+        dt = t_r / oversampling
+        t = np.linspace(0, HRF_LENGTH_S, np.rint(HRF_LENGTH_S / dt).astype(int))
+        h = gamma.pdf(t, delay_s, loc=dt) - SPM_RATIO * gamma.pdf(t, undershoot_s, loc=dt)
+        return h / h.sum()
+
+    return kernel
+
+
+def _convolve(onsets: np.ndarray, amplitudes: np.ndarray, frame_times: np.ndarray,
+              hrf: tuple[float, float] | None = None) -> np.ndarray:
     from nilearn.glm.first_level import compute_regressor
 
     cond = np.vstack([onsets, np.zeros_like(onsets), amplitudes]).astype(np.float64)
-    reg, _ = compute_regressor(cond, HRF_MODEL, frame_times, oversampling=OVERSAMPLING)
+    model = HRF_MODEL if hrf is None else gamma_hrf(*hrf)
+    reg, _ = compute_regressor(cond, model, frame_times, oversampling=OVERSAMPLING)
     return reg[:, 0]
+
+
+def nuisance_onsets(duration_s: float, mean_interval_s: float, seed: int) -> np.ndarray:
+    """Onsets of the stimulus-independent event train: a Poisson process on [0, duration_s).
+
+    Seeded by ``seed`` only (not by the story), so every subject gets the same train, as a
+    shared nuisance response would be. Returns an increasing array of seconds.
+    """
+    if not (mean_interval_s > 0 and duration_s > 0):
+        raise DataError(None, f"need duration_s > 0 and mean_interval_s > 0, got {duration_s}, {mean_interval_s}",
+                        "nuisance")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4E05]))
+    n = int(2 * duration_s / mean_interval_s) + 10
+    t = np.cumsum(rng.exponential(mean_interval_s, n))
+    while t[-1] < duration_s:  # practically never: 2x the expected count
+        t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(mean_interval_s, n))])
+    return t[t < duration_s]
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -190,8 +247,13 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 0 else x - x.mean()
 
 
-def stimulus_features(words: pd.DataFrame, frame_times: np.ndarray) -> pd.DataFrame:
-    """The five stimulus features on the scan grid (module docstring).
+def stimulus_features(
+    words: pd.DataFrame,
+    frame_times: np.ndarray,
+    hrf: tuple[float, float] | None = None,
+    nuisance: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The stimulus features on the scan grid (module docstring).
 
     Parameters
     ----------
@@ -199,11 +261,17 @@ def stimulus_features(words: pd.DataFrame, frame_times: np.ndarray) -> pd.DataFr
         As returned by :func:`brainlike.data.embedded.story_words` (stimulus clock, seconds).
     frame_times : array of shape (n_trs,)
         Stimulus-clock acquisition time of every scan.
+    hrf : (delay_s, undershoot_s), optional
+        A subject's HRF (:func:`gamma_hrf`); default the SPM canonical HRF (what analysts use).
+    nuisance : array of shape (n_events,), optional
+        Onsets of the stimulus-independent train (:func:`nuisance_onsets`); adds the column
+        ``nuisance_events``.
 
     Returns
     -------
-    DataFrame of shape (n_trs, 5), columns :data:`FEATURE_NAMES`, each z-scored (mean 0, s.d. 1);
-    ``semantic_2`` is orthogonal to ``semantic_1``.
+    DataFrame of shape (n_trs, 5) (6 with ``nuisance``), columns :data:`STORY_FEATURES`
+    (then ``nuisance_events``), each z-scored (mean 0, s.d. 1); ``semantic_2`` is orthogonal to
+    ``semantic_1``.
     """
     need = ["word", "onset", "duration", "n_syllables", "sentence_end"]
     missing = [c for c in need if c not in words.columns]
@@ -216,16 +284,21 @@ def stimulus_features(words: pd.DataFrame, frame_times: np.ndarray) -> pd.DataFr
     ends = words["sentence_end"].to_numpy(bool)
     sem = semantic_scores(list(words["word"]))
     feats = {
-        "word_rate": _convolve(onset, np.ones_like(onset), frame_times),
-        "sentence_end": _convolve(offset[ends], np.ones(int(ends.sum())), frame_times),
-        "word_length": _convolve(onset, syl - syl.mean(), frame_times),
-        "semantic_1": _convolve(onset, sem["semantic_1"].to_numpy(), frame_times),
-        "semantic_2": _convolve(onset, sem["semantic_2"].to_numpy(), frame_times),
+        "word_rate": _convolve(onset, np.ones_like(onset), frame_times, hrf),
+        "sentence_end": _convolve(offset[ends], np.ones(int(ends.sum())), frame_times, hrf),
+        "word_length": _convolve(onset, syl - syl.mean(), frame_times, hrf),
+        "semantic_1": _convolve(onset, sem["semantic_1"].to_numpy(), frame_times, hrf),
+        "semantic_2": _convolve(onset, sem["semantic_2"].to_numpy(), frame_times, hrf),
     }
+    names = list(STORY_FEATURES)
+    if nuisance is not None:
+        ev = np.asarray(nuisance, np.float64)
+        feats[NUISANCE_FEATURE] = _convolve(ev, np.ones_like(ev), frame_times, hrf)
+        names.append(NUISANCE_FEATURE)
     feats = {k: _zscore(v) for k, v in feats.items()}
     s1 = feats["semantic_1"]
     feats["semantic_2"] = _zscore(feats["semantic_2"] - (s1 @ feats["semantic_2"]) / (s1 @ s1) * s1)
-    return pd.DataFrame({k: feats[k] for k in FEATURE_NAMES})
+    return pd.DataFrame({k: feats[k] for k in names})
 
 
 def feature_correlations(features: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -19,15 +19,25 @@ Background
     Vertices constant over the source run (the medial wall, exactly 0) are copied unchanged and
     never receive planted signal.
 
-Planted responses
-    For each ``cfg.planted`` entry (feature, atlas, network), the z-scored feature time course
-    (:func:`~brainlike.data.embedded.features.stimulus_features`) is added at every non-constant
-    vertex ``v`` of the network mask with amplitude ``snr x gain_v x sd_v``: ``sd_v`` is the
-    temporal s.d. of that subject's background at ``v`` and ``gain_v`` a smooth map over the
-    sphere (a few random low-frequency plane waves, seeded by ``cfg.seed``, shared by subjects),
-    scaled to span a 2:1 range and normalised to root-mean-square 1 inside the mask. So ``snr``
-    is the root-mean-square over the network of (planted s.d. / background s.d.). Masks of
-    different planted entries may overlap; there the signals add.
+Planted responses (calibrated, and different in every subject)
+    For each ``cfg.planted`` entry (feature, atlas, network) and subject ``s``, the feature time
+    course computed with *that subject's* HRF is added at every vertex ``v`` of that subject's
+    version of the network with amplitude ``g_v = gain_v x planted_gain(r_s, sd_f, sd_v)``
+    (:func:`~brainlike.data.embedded.calibrate.planted_gain`): ``sd_f`` and ``sd_v`` are the s.d.
+    of the feature and of the subject's background at ``v`` after the 128 s cosine high-pass,
+    so at ``gain_v = 1`` the expected per-vertex r after high-pass is ``r_s``. Per subject
+    (seeded by ``cfg.seed`` and the subject index; ``cfg.subjects`` sets the spreads):
+
+    - ``r_s = target_r[kind] x strength_s``, ``strength_s = exp(strength_log_sd x z)``;
+    - HRF: the SPM gamma difference with peak-delay and undershoot parameters drawn around
+      6 s and 16 s (:func:`~brainlike.data.embedded.features.gamma_hrf`). Analysts' regressors
+      (``features.parquet``, the oracle) keep the canonical HRF, so they fit a little worse;
+    - network: the atlas mask with a random share ``boundary_jitter`` of its border vertices
+      dropped and the same share of its outer neighbours added (:func:`jitter_mask`);
+    - gain map: a smooth map over the sphere (:func:`smooth_gain`, 2:1 range, RMS 1 inside).
+
+    ``z`` draws are clipped at 2 s.d. Masks of different planted entries may overlap; there the
+    signals add.
 
 Confounds
     The brainspace confounds file lines up frame by frame with the run; columns 7-12 are the six
@@ -40,16 +50,24 @@ Confounds
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...config import EmbeddedConfig
+from ...config import FEATURE_KINDS, EmbeddedConfig
 from ...errors import ConfigError, DataError
 from ..run import N_VERTICES_FSAVERAGE5, Run
-from .features import feature_correlations, stimulus_features
+from .calibrate import HIGH_PASS_S, cosine_highpass, highpassed_r, planted_gain
+from .features import (
+    NUISANCE_FEATURE,
+    SPM_DELAY_S,
+    SPM_UNDERSHOOT_S,
+    feature_correlations,
+    nuisance_onsets,
+    stimulus_features,
+)
 from .timing import speech_stats, story_path, story_words
 
 BRAINSPACE_RUN = "sub-010188_ses-02_task-rest_acq-AP_run-01"
@@ -162,21 +180,77 @@ def segment(x: np.ndarray, n: int, start: int) -> np.ndarray:
     return period[(start + np.arange(n)) % len(period)]
 
 
-def _sphere_coordinates() -> np.ndarray:
-    """Unit-sphere coordinates of the fsaverage5 vertices, shape (20484, 3) (nilearn's files)."""
-    import nibabel as nib
+def _sphere_files() -> list[Path]:
     import nilearn.datasets
 
     root = Path(nilearn.datasets.__file__).parent / "data" / "fsaverage5"
+    return [root / f"sphere_{h}.gii.gz" for h in ("left", "right")]
+
+
+def _sphere_coordinates() -> np.ndarray:
+    """Unit-sphere coordinates of the fsaverage5 vertices, shape (20484, 3) (nilearn's files)."""
+    import nibabel as nib
+
     coords = []
-    for h in ("left", "right"):
-        path = root / f"sphere_{h}.gii.gz"
+    for path in _sphere_files():
         try:
             coords.append(np.asarray(nib.load(path).darrays[0].data, np.float64))
         except (OSError, IndexError, ValueError) as exc:
             raise DataError(path, f"cannot read the fsaverage5 sphere: {exc}") from None
     xyz = np.concatenate(coords)
     return xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
+
+
+def sphere_adjacency():
+    """Vertex adjacency of the fsaverage5 mesh (both hemispheres), a sparse (20484, 20484) bool matrix."""
+    import nibabel as nib
+    import scipy.sparse as sp
+
+    rows, cols, offset = [], [], 0
+    for path in _sphere_files():
+        try:
+            img = nib.load(path)
+            faces = np.asarray(img.darrays[1].data, np.int64) + offset
+            offset += len(img.darrays[0].data)
+        except (OSError, IndexError, ValueError) as exc:
+            raise DataError(path, f"cannot read the fsaverage5 mesh faces: {exc}") from None
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            rows += [faces[:, a], faces[:, b]]
+            cols += [faces[:, b], faces[:, a]]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(r.size, bool), (r, c)), shape=(offset, offset))
+
+
+def jitter_mask(mask: np.ndarray, adjacency, fraction: float, rng: np.random.Generator,
+                allowed: np.ndarray | None = None) -> np.ndarray:
+    """One subject's version of a network: its border moved at random by one vertex ring.
+
+    Each border vertex (in ``mask``, with a neighbour outside) is dropped with probability
+    ``fraction``; each outer neighbour (outside, with a neighbour inside, and ``allowed``) is
+    added with probability ``fraction``.
+
+    Parameters
+    ----------
+    mask : bool array of shape (V,)
+    adjacency : sparse (V, V) matrix, e.g. :func:`sphere_adjacency`
+    fraction : float in [0, 1]
+    rng : Generator
+    allowed : bool array of shape (V,), optional
+        Vertices that may be added (e.g. not the medial wall).
+
+    Returns
+    -------
+    bool array of shape (V,)
+    """
+    m = np.asarray(mask, bool)
+    n_out = np.asarray(adjacency @ (~m).astype(np.int32)).ravel()
+    n_in = np.asarray(adjacency @ m.astype(np.int32)).ravel()
+    border = m & (n_out > 0)
+    outer = ~m & (n_in > 0)
+    if allowed is not None:
+        outer &= np.asarray(allowed, bool)
+    u = rng.random((2, m.size))
+    return (m & ~(border & (u[0] < fraction))) | (outer & (u[1] < fraction))
 
 
 def smooth_gain(xyz: np.ndarray, mask: np.ndarray, rng: np.random.Generator, n_waves: int = 4) -> np.ndarray:
@@ -236,20 +310,93 @@ def embedded_design(cfg: EmbeddedConfig) -> tuple[pd.DataFrame, np.ndarray, pd.D
     words : DataFrame (n_words rows; see :func:`~brainlike.data.embedded.story_words`)
     frame_times : array of shape (n_trs,)
         ``tr * arange(n_trs)`` with ``n_trs = ceil((last word end + tail_s) / tr)``.
-    features : DataFrame of shape (n_trs, 5)
-        z-scored features (:func:`~brainlike.data.embedded.stimulus_features`); row i is at
-        ``frame_times[i]``. This is the table to save as ``features.parquet``.
+    features : DataFrame of shape (n_trs, 6)
+        z-scored features with the canonical HRF (the five story features and
+        ``nuisance_events``; :func:`~brainlike.data.embedded.stimulus_features`); row i is at
+        ``frame_times[i]``. These are the regressors an analyst (and the oracle) uses; the table
+        to save as ``features.parquet``.
     """
     words = story_words(cfg.speech, cfg.lead_in_s, cfg.seed)
     end = float(words["onset"].iloc[-1] + words["duration"].iloc[-1])
     n_trs = math.ceil((end + cfg.tail_s) / cfg.tr)
     frame_times = cfg.tr * np.arange(n_trs)
-    return words, frame_times, stimulus_features(words, frame_times)
+    return words, frame_times, stimulus_features(words, frame_times, nuisance=embedded_nuisance(cfg, n_trs))
+
+
+def embedded_nuisance(cfg: EmbeddedConfig, n_trs: int) -> np.ndarray:
+    """Onsets (s) of the stimulus-independent event train over a run of ``n_trs`` scans."""
+    return nuisance_onsets(n_trs * cfg.tr, cfg.nuisance_interval_s, cfg.seed)
 
 
 def embedded_features(cfg: EmbeddedConfig) -> pd.DataFrame:
-    """Feature time courses of the embedded dataset, shape (n_trs, 5) (see :func:`embedded_design`)."""
+    """Feature time courses of the embedded dataset, shape (n_trs, 6) (see :func:`embedded_design`)."""
     return embedded_design(cfg)[2]
+
+
+def oracle_regressors(features: pd.DataFrame, planted: Sequence[Mapping]) -> np.ndarray:
+    """The planted features themselves as regressors (canonical HRF): the oracle's "atoms".
+
+    Parameters
+    ----------
+    features : DataFrame of shape (n_trs, n_features)
+        ``features.parquet`` (:func:`embedded_design`).
+    planted : sequence of dict
+        ``ground_truth.json``'s ``planted`` entries (``feature`` keys).
+
+    Returns
+    -------
+    array of shape (n_trs, n_planted), unit-norm columns in the order of ``planted``.
+    """
+    names = [str(p["feature"]) for p in planted]
+    missing = [n for n in names if n not in features.columns]
+    if missing:
+        raise DataError(None, f"features table lacks planted feature(s) {missing}; has {list(features.columns)}",
+                        "features")
+    a = features[names].to_numpy(np.float64)
+    a = a - a.mean(0)
+    return a / np.linalg.norm(a, axis=0)
+
+
+def circular_shift_null(regressors: np.ndarray, min_shift: int, seed: int) -> np.ndarray:
+    """Each column circularly shifted by its own random lag in ``[min_shift, T - min_shift]``.
+
+    The null bound: the same time courses (spectra, autocorrelation) with their timing relative
+    to the stimulus destroyed.
+
+    Parameters
+    ----------
+    regressors : array of shape (T, K)
+    min_shift : int
+        Smallest shift in TRs either way (e.g. 20 TRs, beyond the HRF's reach).
+    seed : int
+
+    Returns
+    -------
+    array of shape (T, K)
+    """
+    a = np.asarray(regressors)
+    T = a.shape[0]
+    if not 0 < min_shift < T // 2:
+        raise DataError(None, f"min_shift must lie in (0, {T // 2}) TRs for {T} TRs, got {min_shift}", "min_shift")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9E11]))
+    shifts = rng.integers(min_shift, T - min_shift + 1, a.shape[1])
+    return np.column_stack([np.roll(a[:, k], int(sh)) for k, sh in enumerate(shifts)])
+
+
+def _clipped_normal(rng: np.random.Generator, n: int | None = None):
+    return np.clip(rng.standard_normal(n), -2.0, 2.0)
+
+
+def draw_subject(cfg: EmbeddedConfig, s: int) -> dict[str, float]:
+    """Subject ``s``'s HRF parameters and strength (seeded by ``cfg.seed`` and ``s``)."""
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5B7, s]))
+    z = _clipped_normal(rng, 3)
+    v = cfg.subjects
+    return {
+        "hrf_delay_s": float(SPM_DELAY_S + v.hrf_delay_sd_s * z[0]),
+        "hrf_undershoot_s": float(SPM_UNDERSHOOT_S + v.hrf_undershoot_sd_s * z[1]),
+        "strength": float(np.exp(v.strength_log_sd * z[2])),
+    }
 
 
 def make_embedded(
@@ -269,9 +416,11 @@ def make_embedded(
         dataset 'embedded', task 'story', space 'fsaverage5', data (n_trs, 20484) float32,
         confounds (n_trs, 6) motion, words of the story, t0 = 0.
     truth : dict
-        JSON-ready ground truth: ``semi_synthetic``, ``seed``, ``snr``, ``tr``, ``n_trs``,
-        ``planted`` (feature, atlas, network, n_vertices), ``feature_correlations``,
-        ``description`` and provenance.
+        JSON-ready ground truth: ``semi_synthetic``, ``seed``, ``target_r``, ``tr``, ``n_trs``,
+        ``planted`` (feature, kind, atlas, network, n_vertices, target_r), ``subject_draws``
+        (per subject: HRF, strength, and per planted feature the vertices used and the median
+        per-vertex r after high-pass with its own and with the canonical feature),
+        ``feature_correlations``, ``description`` and provenance.
 
     Raises
     ------
@@ -283,22 +432,24 @@ def make_embedded(
     masks = _check_masks(cfg, network_masks)
     words, frame_times, features = embedded_design(cfg)
     n_trs = len(frame_times)
+    nuisance = embedded_nuisance(cfg, n_trs)
     source, motion = load_background()
     constant = source.std(axis=0) == 0
     xyz = _sphere_coordinates()
+    adjacency = sphere_adjacency()
 
     planted = []
-    for k, (p, m) in enumerate(zip(cfg.planted, masks, strict=True)):
+    for p, m in zip(cfg.planted, masks, strict=True):
         usable = m & ~constant
         if not usable.any():
             raise DataError(
                 None, f"mask of {p.atlas}/{p.network} has no vertex with signal in the background", "network_masks"
             )
-        gain = smooth_gain(xyz, usable, np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x6A1, k])))
-        planted.append((p, usable, gain))
+        kind = FEATURE_KINDS[p.feature]
+        planted.append((p, usable, kind, float(cfg.target_r[kind])))
 
     files = background_files()
-    runs = []
+    runs, draws = [], []
     period = 2 * N_SOURCE_FRAMES
     offset = int(np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5E6])).integers(period))
     # Data and motion share one surrogate so that their relation survives.
@@ -315,10 +466,32 @@ def make_embedded(
         else:
             start = (offset + (s * period) // cfg.n_subjects) % period
             data, conf = segment(source, n_trs, start), segment(motion, n_trs, start)
-        sd = data.std(axis=0)
-        for p, usable, gain in planted:
-            amp = (cfg.snr * gain[usable] * sd[usable]).astype(np.float32)
-            data[:, usable] += features[p.feature].to_numpy(np.float32)[:, None] * amp[None, :]
+        sub = draw_subject(cfg, s)
+        own = stimulus_features(words, frame_times, (sub["hrf_delay_s"], sub["hrf_undershoot_s"]), nuisance)
+        bg_sd = np.zeros(N_VERTICES_FSAVERAGE5)
+        live = np.flatnonzero(~constant)
+        bg_sd[live] = cosine_highpass(data[:, live], frame_times, HIGH_PASS_S).std(axis=0)
+        srng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x6A1, s]))
+        sub["planted"] = {}
+        for p, usable, _kind, target in planted:
+            m = jitter_mask(usable, adjacency, cfg.subjects.boundary_jitter, srng, ~constant)
+            if not m.any():
+                m = usable
+            gain = smooth_gain(xyz, m, srng)[m]
+            f = own[p.feature].to_numpy(np.float64)
+            f_sd = float(cosine_highpass(f, frame_times, HIGH_PASS_S).std())
+            r_s = min(target * sub["strength"], 0.9)
+            amp = gain * planted_gain(r_s, f_sd, bg_sd[m])
+            data[:, m] += (f[:, None] * amp[None, :]).astype(np.float32)
+            canonical = features[p.feature].to_numpy(np.float64)
+            sub["planted"][p.feature] = {
+                "n_vertices": int(m.sum()),
+                "target_r": round(r_s, 4),
+                "median_r_own_hrf": round(float(np.median(highpassed_r(f, data[:, m], frame_times))), 4),
+                "median_r_canonical": round(float(np.median(highpassed_r(canonical, data[:, m], frame_times))), 4),
+            }
+        draws.append({"subject": f"{s + 1:02d}", **{k: (round(v, 4) if isinstance(v, float) else v)
+                                                    for k, v in sub.items()}})
         runs.append(
             Run(
                 dataset="embedded",
@@ -348,21 +521,32 @@ def make_embedded(
             "Semi-synthetic data: each subject's fsaverage5 run is a "
             + ("phase-randomised surrogate" if cfg.background == "phase_randomised" else "segment")
             + " of one real resting-state run (brainspace sub-010188) plus stimulus features of an "
-            "original story added into chosen atlas networks at a set SNR; no one listened to the story."
+            "original story (and one stimulus-independent event train) added into chosen atlas networks, "
+            "at a strength calibrated on real story-listening data, with a different HRF, network border, "
+            "gain map and strength per subject; no one listened to the story."
         ),
         "seed": cfg.seed,
-        "snr": cfg.snr,
+        "target_r": dict(cfg.target_r),
+        "calibration": (
+            "target_r = expected single-subject per-vertex Pearson r of the planted feature after a 128 s "
+            "cosine high-pass (gain 1, strength 1, the subject's own HRF); set from the Alice ROI data"
+        ),
         "tr": cfg.tr,
         "n_trs": n_trs,
         "n_subjects": cfg.n_subjects,
         "subjects": [r.subject for r in runs],
+        "subject_variability": cfg.subjects.model_dump(),
+        "subject_draws": draws,
         "background": cfg.background,
         "background_source": BRAINSPACE_RUN,
         "n_constant_vertices": int(constant.sum()),
         "planted": [
-            {"feature": p.feature, "atlas": p.atlas, "network": p.network, "n_vertices": int(u.sum())}
-            for p, u, _ in planted
+            {"feature": p.feature, "kind": kind, "atlas": p.atlas, "network": p.network,
+             "n_vertices": int(u.sum()), "target_r": target}
+            for p, u, kind, target in planted
         ],
+        "nuisance": {"feature": NUISANCE_FEATURE, "n_events": int(len(nuisance)),
+                     "mean_interval_s": cfg.nuisance_interval_s},
         "feature_correlations": feature_correlations(features),
         "story": {
             "n_words": stats["n_words"],
