@@ -39,7 +39,7 @@ from ..errors import DataError
 from ..networks.match import network_set
 from .organization import organization_metrics, tidy_metrics
 from ..stimulus import primary_stimulus
-from .recovery import score_recovery_by_model
+from .recovery import kind_difference, score_planted, score_recovery_by_model
 from .uncertainty import organization_cis
 
 SUMMARY_FILE = "encode.json"
@@ -327,7 +327,17 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         scores = score_recovery_by_model(links[links["stimulus"] == stim], gt["planted"], nets,
                                          true_link_overlap=params.metrics.true_link_overlap,
                                          min_recovery_dice=params.metrics.min_recovery_dice)
-        by_stim[stim] = {"snr": gt.get("snr"), "ground_truth": str(gt_path), "models": scores}
+        sl = links[links["stimulus"] == stim]
+        if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
+            strict = {m: score_planted(g, gt["planted"], nets) for m, g in sl.groupby("model")}
+            for m, sc in scores.items():
+                if m in strict:
+                    sc["strict"] = strict[m]
+                    twin = twin_of(m, models) if m in models else None
+                    if twin in strict:
+                        sc["strict_minus_twin_by_kind"] = kind_difference(strict[m], strict[twin])
+        by_stim[stim] = {"snr": gt.get("snr"), "target_r": gt.get("target_r"), "ground_truth": gt_path.as_posix(),
+                         "models": scores}
     if by_stim:
         prim = {}
         for stim in sorted(by_stim, key=lambda s: (s != PRIMARY, s)):
