@@ -117,7 +117,7 @@ def study(tmp_path_factory, atlas_root):
                      "alphas": [1.0, 10.0, 100.0, 1000.0], "vertex_alphas": [10.0, 100.0], "vertex_inner_folds": 2,
                      "n_folds": 4, "n_inner_folds": 2, "gap_trs": 3, "n_permutations": 40, "min_shift_trs": 15,
                      "target_atlases": ["yeo7"]},
-        "networks": {"output": str(tmp / "networks"), "n_spins": 100, "atlases": ["yeo7", "cole_anticevic12"]},
+        "networks": {"output": str(tmp / "networks"), "n_spins": 1000, "atlases": ["yeo7", "cole_anticevic12"]},
     })
     return params
 
@@ -199,8 +199,15 @@ def test_metrics_recovery_and_alice(study, outputs):
     assert not rec["models"]["m-random"]["all_pass"]
     alice = json.loads((mdir / "alice.json").read_text())["stimuli"]["alice_task-alice"]
     m = alice["models"]["m"]
-    assert m["rois"]["A"]["r"] > 0.3 and m["rois"]["A"]["p"] <= 2 / 41
-    assert m["vs_twin"]["mean_difference"] > 0 and "verdict" in m
+    old = m["per_subject_fits"]
+    assert old["rois"]["A"]["r"] > 0.3 and old["rois"]["A"]["p"] <= 2 / 41
+    assert old["vs_twin"]["mean_difference"] > 0 and "verdict" in m
+    a = m["shared"]["rois"]["A"]
+    assert a["r"] > 0.3 and a["ci_low"] <= a["r"] <= a["ci_high"] and 0 < a["ceiling"] <= 1
+    assert a["r_ceiled"] == pytest.approx(a["r"] / a["ceiling"], rel=1e-6)
+    assert m["vs_twin_shared"]["mean_difference"] > 0 and m["vs_twin_shared"]["q"] is not None
+    u = m["unique_over_baseline"]["rate_sndpwr"]
+    assert {"delta_r2", "ci_low", "ci_high", "p", "q"} <= set(u) and u["delta_r2"] > 0
     assert set(alice["baseline"]) == {"A", "B", "C"}
 
 

@@ -262,6 +262,9 @@ def records_from_outputs(params, repo_root: str | Path,
                                                  "heldout_baseline", "generation_order", "trained"))
                 for key in ("heldout", "heldout_twin", "heldout_baseline"):
                     metrics |= _numbers(org_m.get(key), f"{key}_")
+                ci = (org_m.get("heldout") or {}).get("subject_r_ci") or {}
+                if ci.get("ci_low") is not None:  # bootstrap over subjects of the subject mean r
+                    metrics["heldout_r_mean_ci_low"], metrics["heldout_r_mean_ci_high"] = ci["ci_low"], ci["ci_high"]
                 for s, e in (org_m.get("by_stimulus") or {}).items():
                     if s in stims:
                         metrics |= _numbers(e, f"{task_of(s)}.", skip=(*_ORG_TABLES, "stimulus"))

@@ -71,6 +71,8 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
             "run_id": run.info.run_id,
         }
         row |= {m: vals.get(m, math.nan) for m in metrics}
+        # every compared number with its confidence interval (NaN where the run has none)
+        row |= {f"{m}_{b}": vals.get(f"{m}_{b}", math.nan) for m in metrics for b in ("ci_low", "ci_high")}
         rows.append(row)
     df = pd.DataFrame(rows)
     df["_random"] = ~df["trained"]
@@ -79,10 +81,14 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
 
 
 def long_table(df: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
-    """``(model, generation, generation_order, trained, metric, value)``, NaN rows dropped."""
+    """``(model, generation, generation_order, trained, metric, value, ci_low, ci_high)``, NaN values dropped."""
+    ids = ["model", "generation", "generation_order", "trained"]
     cols = [m for m in metrics if m in df.columns]
-    out = df.melt(id_vars=["model", "generation", "generation_order", "trained"], value_vars=cols,
-                  var_name="metric", value_name="value")
+    out = df.melt(id_vars=ids, value_vars=cols, var_name="metric", value_name="value")
+    for b in ("ci_low", "ci_high"):
+        ci = df.melt(id_vars=ids, value_vars=[f"{m}_{b}" if f"{m}_{b}" in df.columns else m for m in cols],
+                     var_name="metric", value_name=b)
+        out[b] = ci[b].where(ci["metric"].str.endswith(b)).to_numpy()
     return out.dropna(subset=["value"]).reset_index(drop=True)
 
 
