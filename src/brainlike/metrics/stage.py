@@ -312,6 +312,11 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
             entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links, params.encoding.n_boot,
                                                        params.encoding.ci_level) for s in stims if s != prim}
         per_model[m] = entry
+    tw = [e["vs_twin_shared"] for e in per_model.values() if e["trained"] and (e.get("vs_twin_shared") or {}).get("p")
+          is not None]
+    if tw:  # one family: the trained models' twin comparisons on this study's primary stimuli
+        for t, q in zip(tw, fdr_bh(np.array([t["p"] for t in tw]), params.encoding.fdr_alpha)[1]):
+            t["q"] = float(q)
     mdir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(mdir / "organization.json",
                       json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
