@@ -58,7 +58,9 @@ def test_cuda_device_without_cuda_is_a_config_error(tmp_path, monkeypatch):
         import extract as extract_stage
     finally:
         sys.path.pop(0)
-    assert extract_stage.main(["--model", "minilm-l6", "--params", str(p)]) == 1
+    # the stage entry raises the project's error (run_stage turns it into one line and exit 1)
+    with pytest.raises(ConfigError, match=r"extract\.device = 'cuda'"):
+        extract_stage.main(["--model", "minilm-l6", "--params", str(p)])
 
     from brainlike.config import PatternsConfig
     from brainlike.patterns import run_patterns
