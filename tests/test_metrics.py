@@ -258,7 +258,8 @@ def nets(tmp_path_factory):
 @pytest.fixture(scope="module")
 def planted_links(nets):
     """Group z-maps with exactly planted networks, through the real matching code."""
-    perms = spin_permutations(100, seed=0, valid=nets.cortex)
+    # 1000 spins: with BH over the link family, 1/101 (100 spins) is too coarse to reject anything
+    perms = spin_permutations(1000, seed=0, valid=nets.cortex)
     z = np.zeros((4, nets.cortex.size))
     z[0, nets.mask("cole_anticevic12", "Auditory")] = 8.0
     z[1, nets.mask("yeo7", "Visual")] = -8.0
@@ -298,3 +299,30 @@ def test_recovery_missing_network_and_false_link(nets, planted_links):
     assert score_recovery_by_model(planted_links, planted, nets)["m"] == out
     with pytest.raises(DataError):
         score_recovery(planted_links, [{"atlas": "yeo7", "network": "Nope"}], nets)
+
+
+def test_unsigned_consistency_and_organization_cis():
+    from brainlike.metrics.organization import within_fbn_consistency_unsigned
+    from brainlike.metrics.uncertainty import block_resamples, organization_cis, wilson
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(300).cumsum()
+    A = np.column_stack([x, x + rng.standard_normal(300) * 5, -x, rng.standard_normal(300)])
+    links = _links([(0, "+", "a", "A", 0.5, True), (2, "-", "a", "A", 0.5, True), (1, "+", "a", "B", 0.5, True),
+                    (3, "+", "a", "B", 0.5, True)])
+    signed, _ = within_fbn_consistency(A, links)
+    unsigned, per = within_fbn_consistency_unsigned(A, links)
+    assert per["a/A"] == pytest.approx(-1.0)  # opposite time courses, opposite coupling signs
+    assert signed > unsigned
+    m = {"n_atoms": 4, "n_linked_atoms": 4, "within_fbn_consistency": signed,
+         "within_fbn_consistency_unsigned": unsigned, "diversity": diversity(A, links), "compactness": 1.0}
+    m["balance"] = balance(m["diversity"], signed)
+    ci = organization_cis(A, links, m, n_boot=300)
+    for k in ("within_fbn_consistency", "within_fbn_consistency_unsigned", "diversity", "compactness"):
+        assert ci[f"{k}_ci_low"] <= m[k] + 1e-9 and m[k] - 1e-9 <= ci[f"{k}_ci_high"], k
+        assert k in ci["ci_units"]
+    assert ci["diversity_ci_high"] - ci["diversity_ci_low"] > 0
+    idx = block_resamples(100, 20, 5, seed=1)
+    assert idx.shape == (5, 100) and idx.max() < 100 and (np.diff(idx[:, :20], axis=1) == 1).all()
+    lo, hi = wilson(16, 64)
+    assert lo < 0.25 < hi and 0 <= lo and hi <= 1

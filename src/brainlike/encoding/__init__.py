@@ -1,4 +1,4 @@
-"""Encoding layer: atoms as fixed regressors of every vertex / ROI (DESIGN.md section 2 step 4).
+"""Encoding layer: atoms as fixed regressors of every vertex / ROI (README: encoding).
 
 Pure numerical cores on arrays (torch inside, CPU or CUDA; numpy in and out):
 
@@ -7,9 +7,11 @@ Pure numerical cores on arrays (torch inside, CPU or CUDA; numpy in and out):
 - :mod:`.ridge` -- contiguous-block CV ridge with per-target alpha, permutation test,
   LOO ridge (scikit-learn ``RidgeCV`` equivalent) and the ``RidgeEncoder`` estimator;
 - :mod:`.sparse` -- Lasso (FISTA) of every target on the fixed atoms;
-- :mod:`.stats` -- BH-FDR, group one-sample test;
+- :mod:`.stats` -- BH-FDR, group one-sample test, bootstrap CIs, sign-flip paired tests;
+- :mod:`.shared` -- shared-response (leave-one-subject-out) fits, noise ceilings, banded ridge and
+  unique variance over baselines;
 - :mod:`.baseline` -- word-rate / envelope-proxy regressors, a dataset's own nuisance columns;
-- :mod:`.fit` -- per-subject and group drivers for the ``encode`` stage.
+- :mod:`.fit` -- per-run, group and shared-response drivers for the ``encode`` stage.
 """
 
 from .baseline import dataset_baseline, word_baseline

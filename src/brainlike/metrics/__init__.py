@@ -1,4 +1,4 @@
-"""Per-model organization metrics (DESIGN.md 2.6) and the scored answer (recovery)."""
+"""Per-model organization metrics (README: organization metrics) and the scored answer (recovery)."""
 
 from .organization import (
     SUBGROUP_COLUMNS,

@@ -1,4 +1,4 @@
-"""Organization metrics of one model (DESIGN.md section 2 step 6; the names are the project's).
+"""Organization metrics of one model (README: organization metrics; the names are the project's).
 
 Inputs are plain arrays and tables:
 

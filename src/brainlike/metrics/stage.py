@@ -303,10 +303,21 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
             "heldout_twin": heldout_summary(enc_root / twin / prim) if twin else None,
             "heldout_baseline": heldout_summary(base_root / prim),
         }
+        sh, sh_t = read_shared(enc_root / m / prim), read_shared(enc_root / twin / prim) if twin else None
+        if sh is not None and sh_t is not None:  # paired over left-out subjects, network-mean targets
+            a, b = _subject_mean_r(sh), _subject_mean_r(sh_t)
+            common = a.index.intersection(b.index)
+            entry["vs_twin_shared"] = paired_comparison(a[common].to_numpy(), b[common].to_numpy(),
+                                                        params.encoding.n_boot, params.encoding.ci_level)
         if len(stims) > 1:
             entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links, params.encoding.n_boot,
                                                        params.encoding.ci_level) for s in stims if s != prim}
         per_model[m] = entry
+    tw = [e["vs_twin_shared"] for e in per_model.values() if e["trained"] and (e.get("vs_twin_shared") or {}).get("p")
+          is not None]
+    if tw:  # one family: the trained models' twin comparisons on this study's primary stimuli
+        for t, q in zip(tw, fdr_bh(np.array([t["p"] for t in tw]), params.encoding.fdr_alpha)[1]):
+            t["q"] = float(q)
     mdir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(mdir / "organization.json",
                       json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")

@@ -1,6 +1,6 @@
 """Matching atom maps to functional brain networks: thresholds, Dice, spin test, links.
 
-DESIGN.md section 2 step 5. Pure functions on arrays plus one driver
+README "Matching atoms to brain networks". Pure functions on arrays plus one driver
 (:func:`match_networks`); z-maps come in as arrays, nothing here imports the encoding layer.
 """
 

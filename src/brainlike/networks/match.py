@@ -1,4 +1,4 @@
-"""Link atoms to functional brain networks: threshold, Dice, spin test (DESIGN.md 2.5).
+"""Link atoms to functional brain networks: threshold, Dice, spin test (README: network matching).
 
 The driver :func:`match_networks` takes an atom's group z-maps as arrays (the encoding layer
 computes them) and returns the long link table

@@ -1,6 +1,6 @@
 """Binary maps from z-maps: Benjamini-Hochberg FDR or top fraction, positive and negative apart.
 
-DESIGN.md section 2 step 5. Every function is pure on arrays. Vertices outside ``valid``
+README "Matching atoms to brain networks". Every function is pure on arrays. Vertices outside ``valid``
 (the medial wall, constant vertices) and non-finite z are never tested: they are neither
 counted in the FDR's number of tests nor ever set in an output map.
 """
