@@ -166,6 +166,14 @@ def test_stage_npz_outputs_are_byte_stable(study, outputs):
             assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}, f
 
 
+def test_registry_summary_names_the_store_relative_to_the_clone(tmp_path):
+    from brainlike.registry.stage import portable_uri
+
+    assert portable_uri(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) == "sqlite:///mlflow.db"
+    assert portable_uri("sqlite:///mlflow.db", tmp_path) == "sqlite:///mlflow.db"
+    assert portable_uri("http://mlflow.lab.example:5000", tmp_path) == "http://mlflow.lab.example:5000"
+
+
 def test_timing_keys_are_not_stimulus_durations():
     # keys that look like seconds but describe the stimulus or a threshold stay in the outputs
     assert not {"speech_span_s", "high_pass_s", "max_extra_scan_s", "duration_s", "tr", "timing"} & TIMING_KEYS

@@ -34,7 +34,7 @@ TIMINGS_DIR = "timings"
 # (``*_s`` alone is no criterion: ``speech_span_s`` or ``high_pass_s`` are stimulus durations.)
 # Nor ``timing``: it is also a planted feature kind.
 TIMING_KEYS = frozenset({"seconds", "total_s", "fit_s", "elapsed_s", "wall_s", "timing_s", "maps_s", "targets_s",
-                         "spins_s", "task_s", "forward_s", "this_call", "shared_s"})
+                         "spins_s", "task_s", "forward_s", "this_call", "this_call_s", "shared_s"})
 # matplotlib's PNG metadata without its version string (PNG carries no date unless asked).
 PNG_METADATA = {"Software": None}
 # The date when none is given: the earliest a zip member can carry (numpy.savez uses it too).

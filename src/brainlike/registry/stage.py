@@ -87,7 +87,7 @@ def register(params, repo_root: str | Path, summary: str | Path | None = None) -
     stable = {"tracking_uri": summary_d["tracking_uri"],
               "models": {k: {kk: v[kk] for kk in STABLE_KEYS} for k, v in summary_d["models"].items()}}
     write_text_atomic(path, json.dumps(stable, indent=2) + "\n")
-    runs = build_dir() / "registry.json"
+    runs = root / build_dir() / "registry.json"  # an absolute $BRAINLIKE_BUILD stays as it is
     runs.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(runs, json.dumps(summary_d, indent=2) + "\n")
     return summary_d
