@@ -21,3 +21,13 @@ def alice_path() -> Path:
     if not (path / "roi_6mm").is_dir():
         pytest.skip(f"real Alice data not found at {path} (set BRAINLIKE_ALICE to its folder)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def build_dir(tmp_path_factory) -> Path:
+    """The stages' untracked ``build/`` (timing logs, registry run ids) in a temporary folder:
+    tests never write into the checkout's own ``build/``."""
+    path = tmp_path_factory.mktemp("build")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BRAINLIKE_BUILD", str(path))
+        yield path

@@ -157,6 +157,9 @@ def test_compare_orders_by_generation_and_names_missing(store, tmp_path):
     paths = write_compare(df, tmp_path / "metrics" / "compare")
     data = json.loads(paths[0].read_text())
     assert [m["model"] for m in data["models"]] == list(df["model"])
+    # MLflow's random run ids stay in the registry, not in these DVC outputs
+    assert "run_id" in df and all("run_id" not in m for m in data["models"])
+    assert "run_id" not in pd.read_csv(paths[1]).columns
     assert pd.read_csv(paths[1]).shape[0] == 3
     long = pd.read_csv(paths[2])
     assert set(long["metric"]) >= {"diversity", "balance"} and len(long) == 3 * 6

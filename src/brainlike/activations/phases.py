@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.atomic import write_text_atomic
+from .._utils.reproducible import portable_paths, write_timings
 from ..config import ExtractConfig, ModelConfig
 from ..stimulus import TrGrid, delay_rows, zscore_columns
 from .sources import materialised_origin, weights_revision
@@ -288,14 +289,16 @@ def run_phases(
     import torch
     import transformers
 
-    sidecar = {
+    # a DVC output: paths portable, wall times to build/timings
+    sidecar = portable_paths({
         "format_version": FORMAT_VERSION, "params_hash": phash, "model": model.model_dump(mode="json"),
         "model_dir": str(model_dir), "revision": revision, "family": fw["family"],
     } | describe(fw) | {
         "grids": grids_meta,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "timing_s": {"forward": fw["forward_s"], "this_call": round(time.perf_counter() - t_start, 3)},
-    }
+    })
     publish(scratch, final, sidecar)
+    write_timings(f"extract@{model.name}", {"forward_s": fw["forward_s"],
+                                            "this_call_s": round(time.perf_counter() - t_start, 3)}, part=stimulus_id)
     return {"status": "written", "path": str(final), "resumed_forward": resumed_forward,
             "resumed_layers": resumed_layers}

@@ -5,6 +5,9 @@
 - :mod:`.compute`: a Dask cluster gives the same organization metrics as the serial run;
   ``make compute-check``.
 
-One entry: ``python -m brainlike.checks {remote,compute} [ARGS]``. This package sits above
+- :mod:`.reproducible`: no machine path or wall time in the tracked outputs
+  (``portable``), and the per-stage wall times of ``build/timings`` as a table (``times``).
+
+One entry: ``python -m brainlike.checks {remote,compute,portable,times} [ARGS]``. This package sits above
 every other layer: it may import any of them, and none imports it.
 """

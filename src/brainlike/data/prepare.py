@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.atomic import write_text_atomic
+from .._utils.reproducible import portable_path, portable_paths
 from ..config import Params
 from .run import Run
 from .store import write_store
@@ -77,8 +78,8 @@ def prepare_all(params: Params) -> dict:
             warnings.warn(f"{f.run_id} not prepared: {f.source}: {f.problem}", stacklevel=2)
         runs += loaded
         unreadable += failed
-        datasets[ds.name] = {"kind": ds.kind, "path": str(ds.path), "n_runs": len(loaded), "n_unreadable": len(failed)}
-    bad = [u.to_dict() for u in unreadable]
+        datasets[ds.name] = {"kind": ds.kind, "path": portable_path(ds.path), "n_runs": len(loaded), "n_unreadable": len(failed)}
+    bad = portable_paths([u.to_dict() for u in unreadable])
     entries = write_store(runs, params.paths.prepared, extra={"datasets": datasets, "unreadable": bad}, sidecars=sidecars)
     root = Path(params.paths.prepared)
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())

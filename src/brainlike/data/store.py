@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .._utils.atomic import atomic_path
+from .._utils.reproducible import portable_paths
 from ..errors import DataError
 from .run import Run
 
@@ -79,7 +80,7 @@ def write_run(run: Run, folder: str | Path) -> dict:
         "target_names": run.target_names,
         "confounds": list(map(str, run.confounds.columns)),
         "bold_sha256": _sha256(run.data),
-        "meta": run.meta,
+        "meta": portable_paths(run.meta),  # no path of this machine in a DVC-tracked file
     }
     (folder / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return {k: info[k] for k in ("run_id", "dataset", "subject", "task", "space", "tr", "n_trs", "n_targets", "bold_sha256")} | {

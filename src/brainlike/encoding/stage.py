@@ -33,14 +33,15 @@ Outputs, written atomically, ``<output>/<name>/<stimulus>/``::
                         bool; valid (V,) bool; r_mean, r2_mean (V,) float32; subjects
     targets.parquet     subject ('group' for the group row), kind ('network' | 'roi'), target,
                         r, r2, p, q (BH over the targets of one subject), n_permutations
-    encode.json         summary (per subject and group; see :func:`summarise`) + timings
+    encode.json         summary (per subject and group; see :func:`summarise`)
 
 where ``<name>`` is the model, or the baseline folder (``baseline_output``) for the baseline
 regressors: word rate + envelope proxy from the words table (:func:`word_baseline`), or the
 dataset's own ``baseline_columns`` when its confounds have them.
 
-``total_s`` of a stimulus is the seconds its run fits took (wherever they ran) plus its group
-level. The per-run fits are independent tasks (:class:`RunJob`, :func:`fit_run_job`) run where
+Wall times go to the untracked ``build/timings/encode@<name>.json`` (``encode_baseline.json``),
+not to the DVC outputs: ``total_s`` of a stimulus is the seconds its run fits took (wherever they
+ran) plus its group level. The per-run fits are independent tasks (:class:`RunJob`, :func:`fit_run_job`) run where
 ``compute`` says (serially here, or on Dask workers); the group level and every write stay in
 the stage's process, so the outputs do not depend on where the fits ran.
 """
@@ -58,6 +59,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_path, write_text_atomic
 from .._utils.compute import executor_for
+from .._utils.reproducible import write_timings
 from ..activations.extract import stimuli_from_runs
 from ..config import EncodingConfig
 from ..data.atlases import load_atlas
@@ -305,7 +307,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         else "fixed effects (Stouffer z)")}
     summary["group"]["n_glm_significant_positive"] = int(gm["positive"][:, valid].any(0).sum())
     summary["group"]["n_glm_significant_negative"] = int(gm["negative"][:, valid].any(0).sum())
-    summary["timing"] = {k: round(v, 2) for k, v in timing.items()}
+    summary["timing"] = {k: round(v, 2) for k, v in timing.items()}  # popped by the caller (not DVC-tracked)
     return summary
 
 
@@ -382,6 +384,7 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
              compute=None) -> dict:
     t0 = time.perf_counter()
     summaries: dict = {}
+    timings: dict = {}
     dest = Path(out_root) if baseline else Path(out_root) / name
     nets_cache: dict = {}
     with executor_for(compute) as ex:
@@ -402,6 +405,7 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             t = time.perf_counter()
             res = results[i0:i0 + len(runs)]
             s = write_stimulus(res, cfg, tmp / stim)
+            timings[stim] = s.pop("timing")
             if baseline:
                 s["regressors"] = sorted({r["regressors"] for r in res})
             else:
@@ -412,21 +416,22 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
                                     _networks_if_needed(runs, cfg, atlases_root, nets_cache))
                     rep = shared_report(sh, cfg.fdr_alpha, cfg.n_boot, cfg.ci_level)
                     (tmp / stim / SHARED_FILE).write_text(json.dumps(rep, indent=1) + "\n")
-                    s["shared"] = {"status": rep["status"], "seconds": round(time.perf_counter() - t_sh, 2)}
+                    s["shared"] = {"status": rep["status"]}
+                    timings[stim]["shared_s"] = round(time.perf_counter() - t_sh, 2)
             # seconds spent on this stimulus: its run fits (wherever they ran) + the group level
             total = sum(r["task_s"] for r in res) + time.perf_counter() - t
-            s |= {"name": name, "stimulus": stim, "space": runs[0].space, "total_s": round(total, 2),
-                  "params": cfg.model_dump(mode="json")}
+            timings[stim]["total_s"] = round(total, 2)
+            s |= {"name": name, "stimulus": stim, "space": runs[0].space, "params": cfg.model_dump(mode="json")}
             (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
             summaries[stim] = s
     brief = {
         stim: {"group": s["group"], "subjects": {k: {kk: v[kk] for kk in ("r_mean", "r_top", "n_glm_significant")}
-                                                 for k, v in s["subjects"].items()},
-               "timing": s["timing"], "total_s": s["total_s"]}
+                                                 for k, v in s["subjects"].items()}}
         for stim, s in summaries.items()
     }
     path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps({"name": name, "stimuli": brief, "total_s": round(time.perf_counter() - t0, 2)},
-                                       indent=1, default=float) + "\n")
+    write_text_atomic(path, json.dumps({"name": name, "stimuli": brief}, indent=1, default=float) + "\n")
+    write_timings("encode_baseline" if baseline else f"encode@{name}",
+                  {"stimuli": timings, "total_s": round(time.perf_counter() - t0, 2)})
     return summaries

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from .._utils.atomic import write_text_atomic
+from .._utils.reproducible import write_timings
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
@@ -374,8 +375,9 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     else:
         alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}
     write_text_atomic(mdir / "alice.json", json.dumps(alice, indent=1, default=_json_default) + "\n")
-    return {"organization": per_model, "recovery": recovery, "alice": alice,
-            "total_s": round(time.perf_counter() - t0, 2)}
+    total_s = round(time.perf_counter() - t0, 2)
+    write_timings("metrics", {"total_s": total_s})
+    return {"organization": per_model, "recovery": recovery, "alice": alice, "total_s": total_s}
 
 
 def _json_default(o):

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_path, write_text_atomic
 from .._utils.compute import executor_for
+from .._utils.reproducible import write_timings
 from ..errors import DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
 from .spin import spin_permutations
@@ -126,7 +127,7 @@ def run_networks(
     tables = []
     t = time.perf_counter()
     perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex) if todo else None
-    summary["spins_s"] = round(time.perf_counter() - t, 2)
+    timings: dict = {"spins_s": round(time.perf_counter() - t, 2), "models": {}}  # build/timings, not DVC
     with executor_for(compute) as ex:
         shared = ex.share((nets, perms)) if todo else None
         done = ex.map(match_task, [(str(f), m, cfg) for m, f in todo], key_prefix="networks", shared=shared)
@@ -144,14 +145,14 @@ def run_networks(
                 "n_atoms": int(maps["group"].shape[0]),
                 "n_nonempty_maps": int(maps["group"].any(-1).sum()),
                 "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
-                "seconds": round(seconds, 2),
             }
+            timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
         cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
         links[cols].to_parquet(tmp / "links.parquet", index=False)
-        summary["total_s"] = round(time.perf_counter() - t0, 2)
         (tmp / "networks.json").write_text(json.dumps(summary, indent=1) + "\n")
     path = Path(metrics_dir) / "networks.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
+    write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})
     return summary

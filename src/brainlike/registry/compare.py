@@ -93,7 +93,13 @@ def long_table(df: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> pd
 
 
 def write_compare(df: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """Write ``<stem>.json``, ``<stem>.csv`` and ``<stem>_long.csv`` atomically."""
+    """Write ``<stem>.json``, ``<stem>.csv`` and ``<stem>_long.csv`` atomically.
+
+    Without ``run_id``: MLflow's run ids are random, and these files are DVC outputs that a
+    re-run on another machine must reproduce byte for byte (``metrics/registry.json`` has each
+    model's provenance hash, the tag that finds its run).
+    """
+    df = df.drop(columns=["run_id"], errors="ignore")
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     records = json.loads(df.to_json(orient="records"))  # NaN -> null

@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from .._utils.reproducible import PNG_METADATA
+
 N_HEMI = 10242
 
 
@@ -22,7 +24,7 @@ def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
     return buf.getvalue()
 

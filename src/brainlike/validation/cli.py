@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from ..errors import BrainlikeError
@@ -58,7 +57,6 @@ def _run(args: argparse.Namespace) -> int:
     from .stage import build_report, validate_runs, verdict_table
     from .suites import Gates
 
-    start = time.perf_counter()
     cfg = load_params(args.params).validation if args.params else ValidationConfig()
     runs = []
     unreadable: list = []  # runs whose files cannot be read: failed verdicts, the others go on
@@ -95,6 +93,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         from .._utils.atomic import write_text_atomic
 
-        report = build_report(results, cfg, time.perf_counter() - start, docs)
+        report = build_report(results, cfg, docs)
         write_text_atomic(args.report, json.dumps(report, indent=2, allow_nan=False) + "\n")
     return 1 if bad else 0

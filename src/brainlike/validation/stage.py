@@ -23,6 +23,7 @@ from collections.abc import Mapping, Iterable
 from pathlib import Path
 
 from .._utils.atomic import atomic_paths
+from .._utils.reproducible import portable_path, write_timings
 from ..config import ValidationConfig
 from ..data.run import LoadFailure, Run
 from ..data.store import read_manifest, read_run
@@ -122,9 +123,9 @@ def validate_runs(runs: Iterable[Run], gates: Gates, unreadable: Iterable[LoadFa
     return results
 
 
-def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float, docs: dict | None,
+def build_report(results: list[RunResult], cfg: ValidationConfig, docs: dict | None,
                  policies: Mapping[str, str] | None = None) -> dict:
-    """The content of ``metrics/validation.json``."""
+    """The content of ``metrics/validation.json`` (no wall time: see :func:`run_validation`)."""
     valid = [r.run_id for r in results if r.passed]
     excluded = [{"run_id": r.run_id, "reasons": [_reason(f) for f in r.failures]} for r in results if not r.passed]
     warned = {r.run_id: list(r.warnings) for r in results if r.warnings}
@@ -140,7 +141,6 @@ def build_report(results: list[RunResult], cfg: ValidationConfig, seconds: float
         "warnings": warned,
         "runs": {r.run_id: r.to_dict() for r in results},
         "docs": docs,
-        "seconds": round(seconds, 3),
     }
 
 
@@ -190,7 +190,7 @@ def run_validation(
     unreadable = [LoadFailure(u["dataset"], u["subject"], u["task"], u.get("source"), u["problem"])
                   for u in manifest.get("unreadable", [])]
     results = validate_runs((read_run(prepared_root / e["path"]) for e in manifest["runs"]), gates, unreadable)
-    docs: dict = {"path": str(docs_dir), "offline": False}
+    docs: dict = {"path": portable_path(docs_dir), "offline": False}
     # docs and report are both written before either is published (docs first, the report
     # last), so they never describe different validations
     with atomic_paths(docs_dir, out_metrics) as (tmp, report_tmp):
@@ -200,8 +200,9 @@ def run_validation(
 
             info = make_offline(tmp, vendor_dir)
             docs |= {"offline": True, "pages": info["pages"], "asset_versions": info["versions"]}
-        report = build_report(results, cfg, time.perf_counter() - start, docs, policies)
+        report = build_report(results, cfg, docs, policies)
         report_tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_timings("validate", {"seconds": round(time.perf_counter() - start, 3)})
     policies = policies or {}
     blocking = [r for r in results if not r.passed and policies.get(r.run_id.split("_sub-")[0], cfg.on_invalid) == "fail"]
     if blocking:

@@ -38,8 +38,8 @@ empty tokens, words outside the scan, the speech rate.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._utils.reproducible import source_date
 from ..config import ValidationConfig
 from ..data.run import Run
 from . import frames as F
@@ -384,7 +385,7 @@ class Gates:
                 suite.add_expectation(exp)
             batch = source.add_dataframe_asset(spec.asset).add_batch_definition_whole_dataframe("whole")
             self._defs[name] = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        self.run_time = _dt.datetime.now(_dt.timezone.utc)
+        self.run_time = source_date()  # the data docs are a DVC output: no clock in them
         self.n_validations = 0
 
     # -- core -------------------------------------------------------------------------------
@@ -602,7 +603,26 @@ class Gates:
             self._ctx.build_data_docs(site_names=[site])
         finally:
             self._ctx.delete_data_docs_site(site)
+        _unclock(folder, self.run_time)
         return folder / "index.html"
+
+
+# The docs are a DVC output, so what GX draws from the clock or at random is made fixed: each
+# batch's load time ("ge_load_time") and each logo URL's cache buster ("?d=...") become the run
+# time; the random uuid4 of each collapsible block becomes "u<n>", numbered in order of first
+# appearance over the pages in path order (one name per uuid, so links between pages still hold).
+_GX_STAMP = re.compile(r"\b\d{8}T\d{6}\.\d{6}Z\b")
+_UUID4 = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\b")
+
+
+def _unclock(folder: Path, when) -> None:
+    stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
+    names: dict[str, str] = {}
+    for page in sorted(folder.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        fixed = _UUID4.sub(lambda m: names.setdefault(m.group(0), f"u{len(names)}"), _GX_STAMP.sub(stamp, text))
+        if fixed != text:
+            page.write_text(fixed, encoding="utf-8")
 
 
 def validate_run(run: Run, cfg: ValidationConfig | None = None) -> RunResult:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils.atomic import atomic_path
+from ..._utils.reproducible import portable_path
 from ...errors import ConfigError
 from . import sources
 from .resample import nearest_on_sphere, resample_labels
@@ -71,7 +72,7 @@ def _summary(labels: np.ndarray, src: sources.SourceAtlas, qa: dict) -> dict:
         "labels": {str(i): src.names[i] for i in sorted(src.names)},
         "rgba": {str(i): [round(c, 6) for c in src.rgba[i]] for i in sorted(src.names)},
         "background_id": 0,
-        "source": sources.ATLAS_REFERENCES[src.name] + f"; file {src.source}",
+        "source": sources.ATLAS_REFERENCES[src.name] + f"; file {portable_path(src.source)}",
         "n_vertices_per_network": per,
         "fraction_labelled": round(float((labels != 0).mean()), 6),
         "resampling": qa,

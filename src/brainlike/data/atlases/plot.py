@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._utils.reproducible import PNG_METADATA
+
 _BACKGROUND = (0.85, 0.85, 0.85, 1.0)  # colour of label 0 (no network)
 
 
@@ -66,5 +68,5 @@ def plot_atlas(
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     fig.suptitle(title)
     fig.subplots_adjust(left=0, right=1, top=0.95, bottom=0.1, wspace=-0.05, hspace=-0.05)
-    fig.savefig(out_file, dpi=90)
+    fig.savefig(out_file, dpi=90, metadata=PNG_METADATA)
     plt.close(fig)

@@ -1,0 +1,179 @@
+"""Outputs a re-run reproduces byte for byte: no machine path, no wall time, no write date.
+
+The stages are run on the small study of ``test_stages`` (its module fixtures, reused) and a
+small prepared store through the real ``validate`` stage; every text output is then searched
+for this machine's paths (the checkout, ``$HOME``, the Python prefix, ``site-packages``) and
+every JSON output for wall-time keys, as ``python -m brainlike.checks portable`` does in CI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlike._utils.reproducible import (
+    TIMING_KEYS,
+    portable_path,
+    portable_paths,
+    read_timings,
+    source_date,
+    write_timings,
+)
+from brainlike.checks.reproducible import machine_paths, scan, stage_seconds, times_main, times_table
+from brainlike.config import ValidationConfig
+from brainlike.data.embedded.timing import story_path
+from brainlike.data.run import Run
+from brainlike.data.store import write_store
+from brainlike.validation.stage import run_validation
+
+from test_stages import atlas_root, one_thread, outputs, study  # noqa: F401  (module fixtures, reused)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _brainspace_file() -> Path:
+    import brainspace
+
+    return Path(brainspace.__file__).parent / "datasets" / "preprocessing" / "x.fsa5.lh.mgz"
+
+
+# --- the helpers -------------------------------------------------------------------------------
+def test_portable_path_names_packages_and_repository_files(tmp_path):
+    bs = _brainspace_file()
+    assert "site-packages" in bs.parts, bs  # a real installed package, not a copy in the checkout
+    assert portable_path(bs) == "brainspace:datasets/preprocessing/x.fsa5.lh.mgz"
+    # brainlike's own files by package too: the same name for an editable and a wheel install
+    assert portable_path(story_path()) == "brainlike:data/embedded/story.txt"
+    assert portable_path(tmp_path / "data" / "raw" / "a.txt", root=tmp_path) == "data/raw/a.txt"
+    assert portable_path("data/raw/a.txt") == "data/raw/a.txt"
+    assert portable_path("/elsewhere/ds002345", root=tmp_path) == "/elsewhere/ds002345"  # given in params: kept
+    got = portable_paths({"source": str(bs), "nested": [{"words_source": Path(story_path())}], "n": 3,
+                          "note": "a / b"}, root=tmp_path)
+    assert got == {"source": "brainspace:datasets/preprocessing/x.fsa5.lh.mgz",
+                   "nested": [{"words_source": "brainlike:data/embedded/story.txt"}], "n": 3, "note": "a / b"}
+
+
+def test_timings_go_to_build_and_print_as_a_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BRAINLIKE_BUILD", str(tmp_path / "build"))
+    write_timings("encode@m", {"stimuli": {"s": {"total_s": 1.5}}, "total_s": 2.0})
+    write_timings("extract@m", {"forward_s": 1.0, "this_call_s": 3.0}, part="embedded_task-story")
+    write_timings("extract@m", {"forward_s": 1.0, "this_call_s": 4.0}, part="alice_task-alice")
+    t = read_timings()
+    assert list(t) == ["encode@m", "extract@m"]
+    assert set(t["extract@m"]) == {"embedded_task-story", "alice_task-alice"}
+    assert stage_seconds(t["encode@m"]) == 2.0 and stage_seconds(t["extract@m"]) == 7.0
+    assert times_main([]) == 0
+    out = capsys.readouterr().out
+    assert out == times_table(t) + "\n" and out.splitlines()[-1].split() == ["total", "9.0"]
+    with pytest.raises(ValueError, match="stage name"):
+        write_timings("a/b", {})
+    assert times_main([str(tmp_path / "nothing")]) == 1
+
+
+def test_source_date_never_reads_the_clock(monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert source_date() == dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert source_date() == dt.datetime.fromtimestamp(1700000000, dt.timezone.utc)
+
+
+def test_scan_finds_machine_paths_and_timing_keys(tmp_path):
+    out = tmp_path / "metrics"
+    out.mkdir()
+    (out / "ok.json").write_text(json.dumps({"speech_span_s": 600.0, "source": "brainspace:x.mgz", "timing": 0.2}))
+    (out / "path.json").write_text(json.dumps({"source": str(_brainspace_file())}))
+    (out / "root.csv").write_text(f"a,b\n1,{tmp_path / 'x'}\n")
+    (out / "time.json").write_text(json.dumps({"stimuli": {"s": {"total_s": 3.0}}, "trace": [{"elapsed_s": 1.0}]}))
+    found = {(f.path.name, f.what, f.detail.split(" at ")[0]) for f in scan([out], root=tmp_path)}
+    assert any(n == "path.json" and w == "path" for n, w, _ in found)
+    assert ("root.csv", "path", repr(str(tmp_path))) in found
+    assert {d for n, w, d in found if n == "time.json"} == {"key stimuli.s.total_s", "key trace[0].elapsed_s"}
+    assert not any(n == "ok.json" for n, _, _ in found)
+    assert str(tmp_path) in machine_paths(tmp_path)
+
+
+# --- the stages --------------------------------------------------------------------------------
+def _assert_clean(paths, what: str) -> None:
+    found = scan(paths, root=ROOT)
+    assert not found, f"{what}: " + "; ".join(map(str, found))
+
+
+def test_prepared_store_and_validation_name_files_portably(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the repository root of a DVC stage
+    raw = tmp_path / "data" / "raw" / "ds"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    words = pd.DataFrame({"word": ["la"] * 200, "onset": np.linspace(2.0, 280.0, 200), "duration": 0.3})
+    runs = [Run("embedded", "01", "story", 1.5, "roi", rng.standard_normal((200, 3)), None, words,
+                target_names=["A", "B", "C"],
+                meta={"source": str(_brainspace_file()), "words_source": story_path(),
+                      "regressor_sources": {"rate": str(raw / "s01-rate.txt")}})]
+    write_store(runs, "data/prepared")
+    meta = json.loads(Path("data/prepared/embedded_sub-01_task-story/run.json").read_text())["meta"]
+    assert meta == {"source": "brainspace:datasets/preprocessing/x.fsa5.lh.mgz",
+                    "words_source": "brainlike:data/embedded/story.txt",
+                    "regressor_sources": {"rate": "data/raw/ds/s01-rate.txt"}}
+    report = run_validation(Path("data/prepared"), ValidationConfig(on_invalid="exclude"),
+                            Path("metrics/validation.json"), tmp_path / "reports" / "data_docs")
+    assert report["docs"]["path"] == "reports/data_docs"
+    assert report["runs"]["embedded_sub-01_task-story"]["summary"]["source"].startswith("brainspace:")
+    assert "seconds" not in report
+    _assert_clean([tmp_path / "data", tmp_path / "metrics", tmp_path / "reports"], "prepare/validate outputs")
+    assert "validate" in read_timings()
+    # the data docs again, a moment later: the same bytes (no load time, no random block id)
+    time.sleep(0.05)
+    again = run_validation(Path("data/prepared"), ValidationConfig(on_invalid="exclude"),
+                           Path("metrics/validation2.json"), tmp_path / "reports" / "data_docs2")
+    assert again == report | {"docs": {"path": "reports/data_docs2", "offline": False}}
+    first, second = tmp_path / "reports" / "data_docs", tmp_path / "reports" / "data_docs2"
+    pages = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert pages == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    changed = [str(p) for p in pages if (first / p).read_bytes() != (second / p).read_bytes()]
+    assert not changed, f"data docs differ between two runs: {changed}"
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
+    assert not [p for p in pages if today in (first / p).read_text(errors="replace")], "data docs carry today's date"
+
+
+def test_stage_outputs_hold_no_machine_path_or_wall_time(study, outputs):
+    p = study
+    tracked = [p.paths.metrics, p.encoding.output, p.encoding.baseline_output, p.networks.output]
+    _assert_clean(tracked, "encode/networks/metrics outputs")
+    # every JSON the stages wrote was searched (not an empty scan)
+    n_json = sum(1 for d in tracked for _ in Path(d).rglob("*.json"))
+    assert n_json >= 8
+    # ... and the wall times are in build/timings instead
+    t = read_timings()
+    for stage in ("encode@m", "encode@m-random", "encode_baseline", "networks", "metrics"):
+        assert stage in t and stage_seconds(t[stage]) > 0, stage
+    assert set(t["encode@m"]["stimuli"]) == {"embedded_task-story", "alice_task-alice"}
+    assert "spins_s" in t["networks"]
+
+
+def test_stage_npz_outputs_are_byte_stable(study, outputs):
+    """The encoding and networks maps carry no write date (numpy's zip members: 1980-01-01),
+    so the same arrays give the same bytes."""
+    files = sorted(Path(study.encoding.output).rglob("*.npz")) + sorted(Path(study.networks.output).rglob("*.npz"))
+    assert files
+    for f in files:
+        with zipfile.ZipFile(f) as zf:
+            assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}, f
+
+
+def test_registry_summary_names_the_store_relative_to_the_clone(tmp_path):
+    from brainlike.registry.stage import portable_uri
+
+    assert portable_uri(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) == "sqlite:///mlflow.db"
+    assert portable_uri("sqlite:///mlflow.db", tmp_path) == "sqlite:///mlflow.db"
+    assert portable_uri("http://mlflow.lab.example:5000", tmp_path) == "http://mlflow.lab.example:5000"
+
+
+def test_timing_keys_are_not_stimulus_durations():
+    # keys that look like seconds but describe the stimulus or a threshold stay in the outputs
+    assert not {"speech_span_s", "high_pass_s", "max_extra_scan_s", "duration_s", "tr", "timing"} & TIMING_KEYS
