@@ -127,16 +127,7 @@ def within_fbn_consistency(atoms: np.ndarray, links: pd.DataFrame) -> tuple[floa
     value : float
     per_fbn : dict of str to float
     """
-    per = {}
-    for fbn, coupled in fbn_couplings(links).items():
-        if len(coupled) < 2:
-            continue
-        ids = sorted(coupled)
-        r = _corr(atoms, ids)
-        s = np.array([coupled[k] for k in ids], dtype=np.float64)
-        iu = np.triu_indices(len(ids), 1)
-        per[fbn] = float(np.mean((r * np.outer(s, s))[iu]))
-    return (float(np.mean(list(per.values()))) if per else float("nan")), per
+    return _fbn_pair_mean(atoms, links, signed=True)
 
 
 def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> tuple[float, dict[str, float]]:
@@ -148,12 +139,21 @@ def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> t
     value : float
     per_fbn : dict of str to float
     """
+    return _fbn_pair_mean(atoms, links, signed=False)
+
+
+def _fbn_pair_mean(atoms: np.ndarray, links: pd.DataFrame, signed: bool) -> tuple[float, dict[str, float]]:
+    """Mean over FBNs with >= 2 linked atoms of the mean pairwise r (times s_i s_j if ``signed``)."""
     per = {}
     for fbn, coupled in fbn_couplings(links).items():
         if len(coupled) < 2:
             continue
         ids = sorted(coupled)
-        per[fbn] = float(np.mean(_corr(atoms, ids)[np.triu_indices(len(ids), 1)]))
+        r = _corr(atoms, ids)
+        if signed:
+            s = np.array([coupled[k] for k in ids], dtype=np.float64)
+            r = r * np.outer(s, s)
+        per[fbn] = float(np.mean(r[np.triu_indices(len(ids), 1)]))
     return (float(np.mean(list(per.values()))) if per else float("nan")), per
 
 
