@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     out = run_metrics(load_params(args.params))
     rec = out["recovery"].get("summary", out["recovery"])
     print(json.dumps({"recovery": rec, "alice": out["alice"].get("verdicts", out["alice"].get("status")),
-                      "total_s": out["total_s"]}, default=str))
+                      "total_s": out.get("total_s")}, default=str))
 
 
 if __name__ == "__main__":

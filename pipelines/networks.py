@@ -24,8 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p = load_params(args.params)
     s = run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output,
                      p.paths.metrics, compute=p.compute)
-    print(json.dumps({m: {st: v["n_links"] for st, v in d.items()} for m, d in s["models"].items()}
-                     | {"total_s": s["total_s"]}))
+    print(json.dumps({m: {st: v["n_links"] for st, v in d.items()} for m, d in s["models"].items()}))
 
 
 if __name__ == "__main__":
