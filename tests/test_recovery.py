@@ -127,7 +127,8 @@ def bench(nets):
     """Oracle and null link tables on a calibrated embedded dataset (defaults, 12 subjects).
 
     Reduced cost against the pipeline: 2 outer / 2 inner ridge folds, one alpha, no permutation
-    test (none of which enters the GLM z-maps that the networks stage thresholds), 100 spins.
+    test (none of which enters the GLM z-maps that the networks stage thresholds), 1000 spins
+    (the links are BH-corrected over each table's family, as in the pipeline: 1/101 would be too coarse).
     """
     import torch
 
@@ -151,7 +152,7 @@ def bench(nets):
         enc = EncodingConfig(alphas=[10.0], n_folds=2, n_inner_folds=2, n_permutations=0)
         ft = cfg.tr * np.arange(truth["n_trs"])
         valid = runs[0].data.std(axis=0) > 0
-        perms = spin_permutations(100, 0, valid=nets.cortex)
+        perms = spin_permutations(1000, 0, valid=nets.cortex)
         tables = {}
         for name, X in (("oracle", oracle), ("null", null)):
             z = np.stack([fit_subject(X, r.data, r.confounds, ft, enc)["z"] for r in runs])
