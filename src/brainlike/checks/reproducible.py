@@ -26,6 +26,9 @@ TRACKED = ("dvc.lock", "metrics", "reports", "data/atlases", "data/prepared", "d
 TEXT_SUFFIXES = frozenset({".json", ".csv", ".html", ".lock", ".yaml", ".yml", ".txt", ".md", ".tsv", ".js", ".css"})
 MAX_TEXT_BYTES = 64 << 20
 _SKIP_PARTS = frozenset({".partial", ".git", ".dvc"})
+# benchmark results (`python -m brainlike.bench`) are measurements of time by design; they are
+# written by hand on a quiet machine, not by `dvc repro`
+_SKIP_NAMES = ("bench",)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def text_files(paths: Iterable[str | Path]) -> list[Path]:
         files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else []
         for f in files:
             if _SKIP_PARTS.isdisjoint(f.parts) and (f.suffix in TEXT_SUFFIXES or f.name == "dvc.lock") \
-                    and f.stat().st_size <= MAX_TEXT_BYTES:
+                    and not f.name.startswith(_SKIP_NAMES) and f.stat().st_size <= MAX_TEXT_BYTES:
                 out.append(f)
     return out
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils.atomic import atomic_path
-from ..._utils.reproducible import portable_path
+from ..._utils.reproducible import portable_path, portable_paths
 from ...errors import ConfigError
 from . import sources
 from .resample import nearest_on_sphere, resample_labels
@@ -51,7 +51,7 @@ def fsaverage5_index() -> tuple[dict[str, np.ndarray], dict]:
         index[h] = idx
         mid = (pial[h] + white[h]) / 2.0
         dist = np.linalg.norm(mid - sources.fslr_midthickness(h)[idx], axis=1)
-        qa["files"][h] = files
+        qa["files"][h] = portable_paths(files)  # package-relative: no machine path in the output
         qa[f"median_sphere_distance_deg_{h}"] = round(float(np.median(angle)), 4)
         qa[f"median_anatomical_distance_mm_{h}"] = round(float(np.median(dist)), 3)
     return index, qa
