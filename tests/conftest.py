@@ -14,6 +14,23 @@ def alice_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data/raw/alice-brennan2016"
 
 
+ATLAS_NAMES = ["yeo7", "yeo17", "cole_anticevic12"]
+
+
+@pytest.fixture(scope="session")
+def atlas_root(tmp_path_factory) -> Path:
+    """The repository's atlas store (after `make run`), else one fresh build (no plots) for the
+    whole session: building the three atlases takes a while, so it happens once, not per module."""
+    root = Path(__file__).resolve().parents[1] / "data" / "atlases"
+    if (root / "networks.json").is_file() and (root / "networks.parquet").is_file():
+        return root
+    from brainlike.data.atlases import build_atlases
+
+    root = tmp_path_factory.mktemp("atlases") / "atlases"
+    build_atlases(ATLAS_NAMES, root, seitzman_radius_mm=5.0, plots=False)
+    return root
+
+
 @pytest.fixture(scope="session")
 def alice_path() -> Path:
     """The real Alice (Brennan 2016) folder; skips the test when it is absent (a fresh clone)."""

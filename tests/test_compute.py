@@ -27,7 +27,7 @@ from brainlike.metrics.stage import run_metrics
 from brainlike.networks.stage import run_networks
 
 from compute_tasks import bad_input, die_once, slow_identity, solve
-from test_stages import atlas_root, one_thread, study  # noqa: F401  (module fixtures, reused)
+from test_stages import one_thread, study  # noqa: F401  (module fixtures, reused)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL2 = ComputeConfig(scheduler="local", n_workers=2, threads_per_worker=1, memory_limit="3GiB", retries=2)

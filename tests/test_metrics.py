@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,6 @@ from brainlike.metrics import (
 )
 from brainlike.networks import match_networks, network_set, spin_permutations
 
-ROOT = Path(__file__).resolve().parents[1]
 T = 40
 
 
@@ -245,14 +243,8 @@ def test_organization_metrics_dict_and_tidy(atoms):
 
 
 @pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    root = ROOT / "data" / "atlases"
-    if not (root / "networks.json").is_file():
-        from brainlike.data.atlases import build_atlases
-
-        root = tmp_path_factory.mktemp("atlases") / "atlases"
-        build_atlases(["yeo7", "yeo17", "cole_anticevic12"], root, seitzman_radius_mm=5.0, plots=False)
-    return network_set(["yeo7", "yeo17", "cole_anticevic12"], root)
+def nets(atlas_root):
+    return network_set(["yeo7", "yeo17", "cole_anticevic12"], atlas_root)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,26 +26,13 @@ from brainlike.networks import (
     threshold_maps,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["yeo7", "yeo17", "cole_anticevic12"]
 N_SPINS = 200
 
 
-def atlas_root(tmp_path_factory) -> Path:
-    """The repository's atlas store, else a fresh build (no plots) in a temporary folder."""
-    root = ROOT / "data" / "atlases"
-    if (root / "networks.json").is_file() and (root / "networks.parquet").is_file():
-        return root
-    from brainlike.data.atlases import build_atlases
-
-    root = tmp_path_factory.mktemp("atlases") / "atlases"
-    build_atlases(NAMES, root, seitzman_radius_mm=5.0, plots=False)
-    return root
-
-
 @pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    return network_set(NAMES, atlas_root(tmp_path_factory))
+def nets(atlas_root):
+    return network_set(NAMES, atlas_root)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ project's own encoding (``fit_subject`` -> ``fit_group``) and network matching
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,6 @@ from brainlike.metrics.recovery import (
 )
 from brainlike.networks import network_set
 
-ROOT = Path(__file__).resolve().parents[1]
 PLANTED = [
     {"feature": "word_rate", "kind": "timing", "atlas": "cole_anticevic12", "network": "Auditory"},
     {"feature": "sentence_end", "kind": "timing", "atlas": "yeo7", "network": "Frontoparietal"},
@@ -31,17 +29,6 @@ PLANTED = [
     {"feature": "semantic_2", "kind": "semantic", "atlas": "yeo7", "network": "Visual"},
     {"feature": "nuisance_events", "kind": "nuisance", "atlas": "yeo7", "network": "Dorsal Attention"},
 ]
-
-
-@pytest.fixture(scope="module")
-def atlas_root(tmp_path_factory) -> Path:
-    root = ROOT / "data" / "atlases"
-    if not (root / "networks.json").is_file():
-        from brainlike.data.atlases import build_atlases
-
-        root = tmp_path_factory.mktemp("atlases") / "atlases"
-        build_atlases(["yeo7", "yeo17", "cole_anticevic12"], root, seitzman_radius_mm=5.0, plots=False)
-    return root
 
 
 @pytest.fixture(scope="module")

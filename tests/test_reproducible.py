@@ -33,7 +33,7 @@ from brainlike.data.run import Run
 from brainlike.data.store import write_store
 from brainlike.validation.stage import run_validation
 
-from test_stages import atlas_root, one_thread, outputs, study  # noqa: F401  (module fixtures, reused)
+from test_stages import one_thread, outputs, study  # noqa: F401  (module fixtures, reused)
 
 ROOT = Path(__file__).resolve().parents[1]
 

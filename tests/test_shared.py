@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from brainlike.encoding import block_folds, cross_validated_ridge
+from brainlike.encoding import block_folds, cross_validated_ridge, fold_arrays
 from brainlike.encoding.design import drift_basis
 from brainlike.encoding.shared import (
     banded_ridge_cv,
@@ -22,19 +22,18 @@ T = 360  # 12 min at TR 2 s, like the Alice run
 
 
 def _residual_share(period_s: float, mode: str, phase: float = 0.3) -> float:
-    """Share of a sinusoid's variance kept in the test blocks (pooled) after the drift filter."""
+    """Share of a sinusoid's variance kept in the test blocks (pooled), through the ridge's own
+    split preparation (:func:`fold_arrays`): ``run`` filters the whole run first, ``fold`` each
+    block on its own rows (the old default)."""
     ft = np.arange(T) * TR
     x = np.sin(2 * np.pi * ft / period_s + phase)[:, None]
     basis = drift_basis(ft, 128.0)
+    xin = prefilter(x, ft, 128.0) if mode == "run" else x  # "run": X arrives filtered
     kept = raw = 0.0
-    for _, te in block_folds(T, 5, 5):
-        if mode == "run":  # the run's fixed cosine basis removed from the whole run before splitting
-            xf = prefilter(x, ft, 128.0)[te]
-        else:  # the old per-split filter: the basis restricted to the block's own rows
-            B = basis[te]
-            xf = x[te] - B @ np.linalg.lstsq(B, x[te], rcond=None)[0]
-        kept += xf.var() * te.size
-        raw += x[te].var() * te.size
+    for train, test in block_folds(T, 5, 5):
+        xte = fold_arrays(xin, x, train, test, basis, highpass=mode)[2]
+        kept += xte.var() * test.size
+        raw += x[test].var() * test.size
     return kept / raw
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from brainlike.config import EncodingConfig, NetworksConfig, parse_params
+from brainlike.config import parse_params
 from brainlike.data.run import Run
 from brainlike.data.store import write_store
 from brainlike.encoding.fit import fixed_effects_group
@@ -30,17 +30,6 @@ T, TR, K = 160, 2.0, 8
 N_SURFACE = 4  # the group t-test has N_SURFACE - 1 dof: 2 subjects could never pass FDR
 PLANTED = [{"feature": "atom_0", "atlas": "yeo7", "network": "Visual"},
            {"feature": "atom_3", "atlas": "cole_anticevic12", "network": "Auditory"}]
-
-
-@pytest.fixture(scope="module")
-def atlas_root(tmp_path_factory) -> Path:
-    root = ROOT / "data" / "atlases"
-    if not (root / "networks.json").is_file():
-        from brainlike.data.atlases import build_atlases
-
-        root = tmp_path_factory.mktemp("atlases") / "atlases"
-        build_atlases(["yeo7", "yeo17", "cole_anticevic12"], root, seitzman_radius_mm=5.0, plots=False)
-    return root
 
 
 def _atoms(seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from .baseline import baseline_bands, split_confounds, stimulus_columns
 from .design import drift_basis, highpass, make_design
 from .glm import run_glm_ar1, two_sided_p
 from .ridge import cross_validated_ridge, permutation_test_r
+from .shared import prefilter, shared_encoding
 from .sparse import sparse_fit
 from .stats import fdr_bh, group_one_sample
 
@@ -339,8 +340,6 @@ def shared_fit(
     dict: ``status`` ("ok" or why nothing was fitted), and when fitted ``kind``, ``targets``,
     ``subjects`` and the arrays of :func:`~brainlike.encoding.shared.shared_encoding`.
     """
-    from .shared import prefilter, shared_encoding
-
     grids = {(r.n_trs, round(float(r.t0), 6), round(float(r.tr), 6), r.space) for r in runs}
     subjects = sorted({str(r.subject) for r in runs})
     if len(grids) != 1:

@@ -38,7 +38,7 @@ from .._utils.reproducible import write_timings
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
-from .organization import organization_metrics, tidy_metrics
+from .organization import _num, organization_metrics, tidy_metrics
 from ..stimulus import primary_stimulus
 from .recovery import kind_difference, score_planted, score_recovery_by_model
 from .uncertainty import organization_cis
@@ -147,11 +147,6 @@ def shared_summary(sh: dict, n_boot: int = 2000, ci: float = 0.95) -> dict:
            "n_subjects": int(r.size), "n_targets": len(sh["targets"])}
     out["unique_over_baseline"] = {b: dict(u["mean"]) for b, u in sh["unique_over_baseline"].items()}
     return out
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def _subject_mean_r(sh: dict) -> pd.Series:

@@ -204,7 +204,7 @@ def run_validation(
         report_tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     write_timings("validate", {"seconds": round(time.perf_counter() - start, 3)})
     policies = policies or {}
-    blocking = [r for r in results if not r.passed and policies.get(r.run_id.split("_sub-")[0], cfg.on_invalid) == "fail"]
+    blocking = [r for r in results if not r.passed and policies.get(r.dataset, cfg.on_invalid) == "fail"]
     if blocking:
         raise ValidationFailed(prepared_root, results, out_metrics)
     return report
