@@ -165,7 +165,7 @@ def test_compare_orders_by_generation_and_names_missing(store, tmp_path):
     assert set(long["metric"]) >= {"diversity", "balance"} and len(long) == 3 * 6
     with pytest.raises(RegistryError, match=r"mpnet-base.*no finished run.*brainlike/embedded"):
         compare_table(client, EXP, ["minilm-l6", "mpnet-base"])
-    with pytest.raises(RegistryError, match="no experiment 'brainlike/other'"):
+    with pytest.raises(RegistryError, match=r"no experiment 'brainlike/other'.*dvc repro -f register"):
         compare_table(client, "brainlike/other")
 
 
@@ -530,3 +530,18 @@ def test_input_digest_ignores_timings_gitignore_and_npz_write_times(tmp_path):
     np.savez(out / "story" / "codes.npz", a=np.arange(6))
     assert content_digest(out) != second  # so did an array
     assert content_digest(tmp_path / "absent") is None
+
+
+def test_registry_summary_is_dvc_cached_so_a_fresh_clone_registers():
+    """A clone has no MLflow store: ``register`` must not look up to date there.
+
+    ``metrics/registry.json`` is a DVC-cached metric (not in git), so a clone without the DVC
+    cache re-runs ``register`` before ``report`` reads the store.
+    """
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["register"]
+    (entry,) = stage["metrics"]
+    assert entry == "${paths.metrics}/registry.json"  # no `cache: false`
+    assert "/registry.json" in (root / "metrics" / ".gitignore").read_text().split()

@@ -44,7 +44,8 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise RegistryError(
-            f"no experiment {experiment!r} in {redact(client.tracking_uri)}; run `dvc repro register` first"
+            f"no experiment {experiment!r} in {redact(client.tracking_uri)}; run `dvc repro -f register` "
+            "(the stage is up to date for the store it last wrote to)"
         )
     latest: dict[str, object] = {}
     for run in find_parent_runs(client, exp.experiment_id):  # newest registration first
@@ -55,7 +56,7 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
             raise RegistryError(
                 f"model(s) {missing} have no finished run in experiment {experiment!r} at "
                 f"{redact(client.tracking_uri)} (registered: {sorted(k for k in latest if k) or 'none'}); "
-                "run `dvc repro register`"
+                "run `dvc repro -f register`"
             )
         latest = {m: latest[m] for m in models}
     if not latest:
