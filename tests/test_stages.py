@@ -218,3 +218,25 @@ def test_fixed_effects_group_is_stouffer():
     np.testing.assert_allclose(g["z"], z.sum(0) / 2.0)
     assert g["positive"][0, :50].mean() > 0.9 and g["significant"][1].sum() <= 5
     assert not (g["positive"] & g["negative"]).any()
+
+
+def test_encode_and_networks_publish_data_and_metrics_together(study, outputs, tmp_path):
+    """An unwritable metrics folder: the stage fails naming it, and its data output stays as it was."""
+    from brainlike.errors import OutputError
+
+    p = study
+    blocked = tmp_path / "metrics"
+    blocked.write_text("a file where the metrics folder should be")  # unwritable, even for root
+    enc_out, net_out = tmp_path / "encoding", tmp_path / "networks"
+    for out in (enc_out / "m", net_out):
+        out.mkdir(parents=True)
+        (out / "old.txt").write_text("old")
+    val = Path(p.paths.metrics) / "validation.json"
+    cfg = p.encoding.model_copy(update={"output": str(enc_out)})
+    with pytest.raises(OutputError, match=r"metrics/encode/m\.json: cannot write"):
+        run_encode("m", cfg, p.patterns.output, p.paths.prepared, val, p.paths.atlases, blocked)
+    with pytest.raises(OutputError, match=r"metrics/networks\.json: cannot write"):
+        run_networks(["m"], p.networks, p.encoding.output, p.paths.atlases, net_out, blocked)
+    for out in (enc_out / "m", net_out):
+        assert sorted(f.name for f in out.iterdir()) == ["old.txt"], out  # the previous data, untouched
+    assert not list(tmp_path.rglob(".*.tmp"))  # no temporary left beside either output

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.atomic import atomic_paths
 from .._utils.compute import executor_for
 from .._utils.reproducible import write_timings
 from ..activations.extract import stimuli_from_runs
@@ -399,7 +399,9 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             per_stim.append((stim, runs, atoms, len(jobs)))
             jobs += [RunJob(r.run_id, str(prepared), cfg, nets, atoms, r if ex.in_process else None) for r in runs]
         results = ex.map(fit_run_job, jobs, key_prefix=f"encode-{name}")
-    with atomic_path(dest) as tmp:
+    path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
+    # data and metrics are both written before either is published (data first, metrics last)
+    with atomic_paths(dest, path) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
         for stim, runs, atoms, i0 in per_stim:
             t = time.perf_counter()
@@ -424,14 +426,12 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             s |= {"name": name, "stimulus": stim, "space": runs[0].space, "params": cfg.model_dump(mode="json")}
             (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
             summaries[stim] = s
-    brief = {
-        stim: {"group": s["group"], "subjects": {k: {kk: v[kk] for kk in ("r_mean", "r_top", "n_glm_significant")}
-                                                 for k, v in s["subjects"].items()}}
-        for stim, s in summaries.items()
-    }
-    path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps({"name": name, "stimuli": brief}, indent=1, default=float) + "\n")
+        brief = {
+            stim: {"group": s["group"], "subjects": {k: {kk: v[kk] for kk in ("r_mean", "r_top", "n_glm_significant")}
+                                                     for k, v in s["subjects"].items()}}
+            for stim, s in summaries.items()
+        }
+        metrics_tmp.write_text(json.dumps({"name": name, "stimuli": brief}, indent=1, default=float) + "\n")
     write_timings("encode_baseline" if baseline else f"encode@{name}",
                   {"stimuli": timings, "total_s": round(time.perf_counter() - t0, 2)})
     return summaries

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils.atomic import atomic_path, write_text_atomic
+from .._utils.atomic import atomic_paths
 from .._utils.compute import executor_for
 from .._utils.reproducible import write_timings
 from ..errors import DataError
@@ -131,7 +131,8 @@ def run_networks(
     with executor_for(compute) as ex:
         shared = ex.share((nets, perms)) if todo else None
         done = ex.map(match_task, [(str(f), m, cfg) for m, f in todo], key_prefix="networks", shared=shared)
-    with atomic_path(output) as tmp:
+    # data and metrics are both written before either is published (data first, metrics last)
+    with atomic_paths(output, Path(metrics_dir) / "networks.json") as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
         for (model, folder), (table, maps, seconds) in zip(todo, done):
             dest = tmp / model / folder.name
@@ -151,8 +152,6 @@ def run_networks(
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
         links[cols].to_parquet(tmp / "links.parquet", index=False)
         (tmp / "networks.json").write_text(json.dumps(summary, indent=1) + "\n")
-    path = Path(metrics_dir) / "networks.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
+        metrics_tmp.write_text(json.dumps(summary, indent=1) + "\n")
     write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})
     return summary
