@@ -1,11 +1,22 @@
-"""Stage `validate`: the data gates on every prepared run -> metrics/validation.json + Data Docs."""
+"""Stage `validate`: the data gates on every prepared run -> metrics/validation.json + Data Docs.
+
+    python pipelines/validate.py [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
 
 from brainlike.cli import run_stage
 from brainlike.config import load_params
 from brainlike.validation import run_validation
 
-def main() -> None:
-    params = load_params()
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
     run_validation(
         params.paths.prepared,
         params.validation,
