@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test docs-check ui-check clean-venv remote remote-check compute-check
+.PHONY: setup run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check
 
 setup: $(STAMP) $(VENDOR)/vendor.json
 
@@ -65,6 +65,11 @@ remote: setup
 # cache, check that nothing would re-run. Needs a clean `dvc status` (e.g. after `make run`).
 remote-check: setup
 	@$(BIN)/python tools/dvc_remote_check.py . $(REMOTE_CHECK_ARGS)
+
+# Re-run the pipeline in a scratch copy (no cache, own MLflow store) and compare every committed
+# output with what it gives: `make reproduce-check REPRODUCE_ARGS="--target validate --rtol 1e-9"`.
+reproduce-check: setup
+	@$(BIN)/python -m brainlike.checks reproduce . $(REPRODUCE_ARGS)
 
 # Dask: rerun encode -> networks -> metrics on a 2-worker LocalCluster into build/compute-check/
 # and compare organization.json with the serial `dvc repro` (needs an existing `make run`).

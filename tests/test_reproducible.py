@@ -177,3 +177,63 @@ def test_registry_summary_names_the_store_relative_to_the_clone(tmp_path):
 def test_timing_keys_are_not_stimulus_durations():
     # keys that look like seconds but describe the stimulus or a threshold stay in the outputs
     assert not {"speech_span_s", "high_pass_s", "max_extra_scan_s", "duration_s", "tr", "timing"} & TIMING_KEYS
+
+
+def test_reproduce_check_names_each_metric_that_moved(tmp_path):
+    """The comparison of ``python -m brainlike.checks reproduce``: exact by default, floats within
+    ``rtol`` when asked, NaN equal to NaN, every moved metric named by file and key path."""
+    from brainlike.checks.reproduce import differences, file_differences, lock_differences
+
+    a = {"models": {"m": {"r": 0.5, "ci": [0.1, float("nan")], "n": 3}}, "only_a": 1}
+    b = {"models": {"m": {"r": 0.5 * (1 + 1e-13), "ci": [0.1, float("nan")], "n": 3}}}
+    assert differences(a, b) == ["/only_a: only committed",
+                                 f"/models/m/r: committed 0.5 != reproduced {0.5 * (1 + 1e-13)!r}"]
+    assert differences(a, b, rel_tol=1e-12) == ["/only_a: only committed"]
+    b["models"]["m"]["n"] = 4  # integers are counts: never within a tolerance
+    assert "/models/m/n: committed 3 != reproduced 4" in differences(a, b, rel_tol=1e-3)
+    assert differences(1.0, 1.1, names=("reference", "check")) == [": reference 1.0 != check 1.1"]
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "r").mkdir()
+    for name, old, new in [("x.json", '{"r": 0.25}', '{"r": 0.2500001}'),
+                           ("t.csv", "model,r\nm,0.25\n", "model,r\nm,0.2500001\n"),
+                           ("p.svg", "<svg/>", "<svg />")]:
+        (tmp_path / "c" / name).write_text(old)
+        (tmp_path / "r" / name).write_text(new)
+    assert file_differences(tmp_path / "c" / "x.json", tmp_path / "r" / "x.json") == [
+        "/r: committed 0.25 != reproduced 0.2500001"]
+    assert file_differences(tmp_path / "c" / "x.json", tmp_path / "r" / "x.json", rel_tol=1e-5) == []
+    assert file_differences(tmp_path / "c" / "t.csv", tmp_path / "r" / "t.csv") == [
+        ": row 0 column r: committed 0.25 != reproduced 0.2500001"]
+    assert file_differences(tmp_path / "c" / "t.csv", tmp_path / "r" / "t.csv", rel_tol=1e-5) == []
+    assert file_differences(tmp_path / "c" / "p.svg", tmp_path / "r" / "p.svg", rel_tol=1.0) == [": bytes differ"]
+
+    lock = {"schema": "2.0", "stages": {"encode": {"outs": [{"path": "data/enc", "md5": "aa.dir"},
+                                                            {"path": "metrics/encode", "md5": "bb.dir"}]}}}
+    (tmp_path / "c" / "dvc.lock").write_text(json.dumps(lock))
+    lock["stages"]["encode"]["outs"][0]["md5"] = "cc.dir"
+    del lock["stages"]["encode"]["outs"][1]
+    (tmp_path / "r" / "dvc.lock").write_text(json.dumps(lock))
+    assert lock_differences(tmp_path / "c" / "dvc.lock", tmp_path / "r" / "dvc.lock") == [
+        "dvc.lock encode: data/enc: committed md5 aa.dir != reproduced cc.dir",
+        "dvc.lock encode: metrics/encode: committed md5 bb.dir != reproduced missing"]
+
+
+def test_reproduce_check_refuses_a_workspace_that_is_not_clean(tmp_path, capsys):
+    """A workspace whose outputs are not what dvc.lock says cannot be compared: exit 2, nothing
+    copied or run (the real ``dvc status`` decides)."""
+    import subprocess
+
+    from brainlike.checks.__main__ import main as checks_main
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=ws, check=True)
+    (ws / "in.txt").write_text("x")
+    (ws / "dvc.yaml").write_text("stages:\n  copy:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert checks_main(["reproduce", str(ws), "--tmp", str(scratch)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reproduce: ") and "copy" in err
+    assert list(scratch.iterdir()) == [] and not (ws / "out.txt").exists()

@@ -1,4 +1,4 @@
-"""``python -m brainlike.checks {remote,compute,portable,times} [ARGS]``: run one end-to-end check; its exit status."""
+"""``python -m brainlike.checks {remote,compute,reproduce,portable,times} [ARGS]``: run one end-to-end check; its exit status."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 CHECKS = {
     "remote": "DVC remote round trip of a clean workspace (push, pull into a fresh copy, nothing re-runs)",
     "compute": "Dask run of encode -> networks -> metrics gives the serial organization.json",
+    "reproduce": "re-run the pipeline (or --target stages) in a scratch copy and compare with the committed outputs",
     "portable": "no path of this machine and no wall time in the tracked outputs",
     "times": "per-stage wall times of the last run (build/timings)",
 }
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # import only the check asked for: the compute check loads every stage of the pipeline
     if args[0] == "remote":
         from .remote import main as check
+    elif args[0] == "reproduce":
+        from .reproduce import main as check
     elif args[0] == "portable":
         from .reproducible import portable_main as check
     elif args[0] == "times":

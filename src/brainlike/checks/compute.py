@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from ..config import load_params
 from ..encoding.stage import run_baseline, run_encode
 from ..metrics.stage import run_metrics
 from ..networks.stage import run_networks
+from .reproduce import differences as reproduce_differences
 
 
 # Floats may differ in the last digits (~1e-16 relative): the shared-response fits run in the
@@ -42,18 +42,8 @@ REL_TOL = 1e-12
 
 
 def differences(a, b, where: str = "") -> list[str]:
-    """Paths (``/models/m/key``) where two JSON values differ, with both values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = [f"{where}/{k}: only in {'reference' if k in a else 'check'}" for k in sorted(set(a) ^ set(b))]
-        for k in a:
-            if k in b:
-                out += differences(a[k], b[k], f"{where}/{k}")
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
-    if isinstance(a, float) and isinstance(b, float) and math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-15):
-        return []  # summation order: the shared fits run in the stage's process, see REL_TOL
-    return [] if a == b else [f"{where}: reference {a!r} != check {b!r}"]
+    """Paths (``/models/m/key``) where two JSON values differ, floats within :data:`REL_TOL`."""
+    return reproduce_differences(a, b, where, rel_tol=REL_TOL, names=("reference", "check"))
 
 
 def redirected_params(params_path: Path, out: Path, scheduler: str, n_workers: int | None,
