@@ -545,3 +545,30 @@ def test_registry_summary_is_dvc_cached_so_a_fresh_clone_registers():
     (entry,) = stage["metrics"]
     assert entry == "${paths.metrics}/registry.json"  # no `cache: false`
     assert "/registry.json" in (root / "metrics" / ".gitignore").read_text().split()
+
+
+def test_a_moved_clone_keeps_its_artifact_links(tmp_path, empty_db):
+    """MLflow records absolute artifact URIs; a SQLite store moved with its clone is re-rooted on
+    open, so the UI's artifact links (run.info.artifact_uri) and downloads still work."""
+    from brainlike.registry.store import reroot_artifacts
+
+    first, moved = tmp_path / "first" / "clone", tmp_path / "second" / "clone"
+    first.mkdir(parents=True)
+    shutil.copy(empty_db, first / "mlflow.db")
+    store = resolve_store("sqlite:///mlflow.db", "mlartifacts", first, env={})
+    fit = log_model_fit(store, EXP, *make_records(tmp_path / "art")[0], PROV)
+    old_uri = store.client().get_run(fit.parent_run_id).info.artifact_uri
+    assert old_uri.startswith((first / "mlartifacts").resolve().as_uri())
+
+    shutil.move(first, moved)
+    store = check_store(resolve_store("sqlite:///mlflow.db", "mlartifacts", moved, env={}))
+    client = store.client()
+    exp = client.get_experiment_by_name(EXP)
+    assert exp.artifact_location.startswith((moved / "mlartifacts").resolve().as_uri())
+    run = client.get_run(fit.parent_run_id)
+    assert run.info.artifact_uri == old_uri.replace(first.resolve().as_uri(), moved.resolve().as_uri())
+    kid = client.get_run(fit.subject_run_ids["01"])
+    assert kid.info.artifact_uri.startswith((moved / "mlartifacts").resolve().as_uri())
+    local = Path(client.download_artifacts(run.info.run_id, "atom_maps", str(tmp_path / "dl")))
+    assert sorted(p.name for p in local.iterdir()) == ["atoms.hemi-L.func.gii", "atoms.hemi-R.func.gii"]
+    assert reroot_artifacts(store) == []  # once re-rooted, opening again changes nothing

@@ -16,6 +16,9 @@ Failure modes turned into one :class:`RegistryError` that names the URI (passwor
 - a SQLite file whose folder does not exist;
 - a database store written by an older MLflow schema: refused with the upgrade command, or
   migrated in place when ``upgrade=True`` (``registry.upgrade_schema``).
+
+A SQLite store moved with its clone is re-rooted on open (:func:`reroot_artifacts`): MLflow keeps
+absolute artifact URIs, which would otherwise still name the old folder.
 """
 
 from __future__ import annotations
@@ -233,8 +236,12 @@ def check_store(store: Store, upgrade: bool = False, timeout: float = 10.0) -> S
     else:
         _probe_db(store, timeout)
     current, head = schema_revisions(store.uri, timeout)
-    if current is None or current == head:
+    if current is None:
         return store  # an empty database gets MLflow's tables at head on first use
+    if current == head:
+        if store.is_sqlite:
+            reroot_artifacts(store)
+        return store
     shown = store.display_uri
     if not upgrade:
         raise RegistryError(
@@ -253,6 +260,56 @@ def check_store(store: Store, upgrade: bool = False, timeout: float = 10.0) -> S
     if after != head:  # pragma: no cover - alembic raises before this
         raise RegistryError(f"tracking store {shown}: upgrade stopped at {after}, expected {head}")
     return store
+
+
+def _file_path(uri: str) -> Path | None:
+    if not uri.startswith("file:"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(uri).path))
+
+
+def reroot_artifacts(store: Store) -> list[tuple[str, str]]:
+    """Point a moved SQLite store's experiments (and their runs) at its current artifact root.
+
+    MLflow records artifact locations as absolute ``file://`` URIs, so a clone moved or copied to
+    another folder would keep the old folder in every experiment and run, and the UI's artifact
+    links would break. An experiment is re-rooted when its recorded folder no longer exists and
+    was ``<old>/<artifact_root name>/<folder>``: it becomes ``<artifact_root>/<folder>``, and every
+    run URI and logged-model location under the old folder is rewritten the same way. Locations
+    that exist, or that do not follow the project's layout, are left alone. Returns the
+    ``(old, new)`` locations rewritten.
+    """
+    import sqlalchemy as sa
+
+    root = store.artifact_root
+    if root is None or not store.is_sqlite:
+        return []
+    root = Path(root).resolve()
+    engine = _engine(store.uri)
+    moved: list[tuple[str, str]] = []
+    try:
+        with engine.begin() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            rows = conn.execute(sa.text("SELECT experiment_id, artifact_location FROM experiments")).all()
+            for exp_id, location in rows:
+                old = _file_path(location or "")
+                if old is None or old.exists() or old.parent.name != root.name or old.parent == root:
+                    continue
+                new = (root / old.name).as_uri()
+                moved.append((location, new))
+                conn.execute(sa.text("UPDATE experiments SET artifact_location = :new WHERE experiment_id = :id"),
+                             {"new": new, "id": exp_id})
+                for table, column in (("runs", "artifact_uri"), ("logged_models", "artifact_location")):
+                    if table in tables:  # prefix swap; LIKE-free so no folder name is a pattern
+                        conn.execute(sa.text(
+                            f"UPDATE {table} SET {column} = :new || substr({column}, :n + 1) "
+                            f"WHERE experiment_id = :id AND substr({column}, 1, :n) = :old"),
+                            {"new": new, "old": location, "n": len(location), "id": exp_id})
+    finally:
+        engine.dispose()
+    return moved
 
 
 def open_store(tracking_uri: str, artifact_location: str | Path, repo_root: str | Path,
