@@ -105,6 +105,54 @@ def test_unreachable_server_message_hides_a_query_token():
     assert "token=***" in str(info.value)
 
 
+def test_credentials_in_a_server_uri_are_not_taken_for_its_host():
+    """``http://user:password@host``: the health probe reaches the host, the message hides the password."""
+    from brainlike.registry.store import RegistryError, _probe_http
+
+    with pytest.raises(RegistryError) as info:
+        _probe_http(f"http://bob:pw-789@127.0.0.1:{_closed_port()}", 2)
+    msg = str(info.value)
+    assert "pw-789" not in msg and "bob:***@127.0.0.1" in msg
+    assert "refused" in msg.lower() and "name or service" not in msg.lower()
+
+
+def test_refused_requests_become_one_line_errors_naming_the_credentials():
+    """What an authenticated MLflow server's 401 / 403 become (the server test sees them live)."""
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, UNAUTHENTICATED
+
+    from brainlike.registry.store import RegistryError, refusal_error, refusals_as_errors
+
+    uri = "https://mlflow.lab/?token=tk-1"
+    doing = "registering m in experiment 'e'"
+    anon = refusal_error(MlflowException("401", error_code=UNAUTHENTICATED), uri, doing, env={})
+    assert str(anon) == (
+        "tracking server https://mlflow.lab/?token=*** asks for credentials (HTTP 401) when registering m in "
+        "experiment 'e'; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment (never "
+        "in params.yaml) to an account of that server. Local outputs are untouched.")
+    env = {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "pw-2"}
+    wrong = refusal_error(MlflowException("401", error_code=UNAUTHENTICATED), uri, doing, env=env)
+    assert "did not accept the credentials of user 'bob' (HTTP 401)" in str(wrong) and "pw-2" not in str(wrong)
+    denied = refusal_error(RestException({"error_code": "PERMISSION_DENIED", "message": "no"}), uri, doing, env=env)
+    assert "denied user 'bob' permission for registering m in experiment 'e' (HTTP 403)" in str(denied)
+    assert "grants EDIT on the experiment" in str(denied)
+    reading = refusal_error(RestException({"error_code": "PERMISSION_DENIED"}), uri, "reading", need="READ", env=env)
+    assert "grants READ on the experiment" in str(reading)
+    # an artifact upload refused: requests' HTTPError; the user named in the URI when not in the environment
+    resp = requests.Response()
+    resp.status_code = 403
+    upload = refusal_error(requests.HTTPError("403", response=resp), "http://ann:pw-3@h:5000", doing, env={})
+    assert str(upload).startswith("tracking server http://ann:***@h:5000 denied user 'ann'") and "pw-3" not in str(upload)
+    # anything else passes through unchanged
+    other = MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)
+    assert refusal_error(other, uri, doing, env={}) is None
+    with pytest.raises(MlflowException, match="gone"), refusals_as_errors(uri, doing):
+        raise other
+    with pytest.raises(RegistryError, match="HTTP 401"), refusals_as_errors(uri, doing):
+        raise MlflowException("401", error_code=UNAUTHENTICATED)
+
+
 # -- the UI server stops on SIGTERM as on Ctrl-C -----------------------------------------------------
 def _answers(url: str) -> bool:
     try:

@@ -15,6 +15,19 @@
 # COMMAND's. Needs PostgreSQL's server binaries (Debian: `apt-get install -y postgresql`); set
 # PG_BINDIR to choose them, PYTHON / MLFLOW to choose the interpreter and the mlflow command,
 # MLFLOW_WORKERS for the server's worker processes (default 2).
+#
+# PG_MLFLOW_AUTH=1 starts the server with MLflow's authentication instead
+# (`mlflow server --app-name basic-auth`, needs `mlflow[auth]`): users and permissions in a second
+# database (`mlflow_auth`) of the same cluster, `default_permission = NO_PERMISSIONS`, an admin
+# whose name and password are drawn at random for this run. The configuration file (mode 600, in
+# the temporary folder) holds the users' database URI but no admin credential: the admin's name and
+# password and the CSRF secret reach the server through its environment only, and no password is
+# printed (MLflow's log names the admin user it creates). COMMAND then gets
+#   BRAINLIKE_TEST_AUTH_TRACKING_URI=http://127.0.0.1:<port>       the authenticated server
+#   BRAINLIKE_TEST_ADMIN_USERNAME / BRAINLIKE_TEST_ADMIN_PASSWORD  its admin (to create users)
+#   BRAINLIKE_TEST_SERVER_LOG=<folder>/mlflow.log                   the server's log
+#   BRAINLIKE_TEST_PG_DSN                                           as above
+# and no BRAINLIKE_TEST_TRACKING_URI (the anonymous tests would only be refused).
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -125,6 +138,12 @@ pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 as_pg "$bindir/psql" -h "$tmp/pg" -p "$pg_port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
   -c "CREATE ROLE brainlike LOGIN CREATEDB PASSWORD '$pw'" \
   -c "CREATE DATABASE mlflow OWNER brainlike" >/dev/null
+auth=${PG_MLFLOW_AUTH:-0}
+case "$auth" in 0|1) ;; *) die "PG_MLFLOW_AUTH must be 0 or 1 (got '$auth')";; esac
+if [ "$auth" = 1 ]; then
+  as_pg "$bindir/psql" -h "$tmp/pg" -p "$pg_port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
+    -c "CREATE DATABASE mlflow_auth OWNER brainlike" >/dev/null
+fi
 dsn="postgresql://brainlike:$pw@127.0.0.1:$pg_port/mlflow"  # libpq form (psql, psycopg2.connect)
 # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2.
 backend="postgresql+psycopg2://brainlike:$pw@127.0.0.1:$pg_port/mlflow"
@@ -134,8 +153,35 @@ pg_version=$("$bindir/postgres" --version)
 # Own session (setsid): its workers are stopped as one process group.
 mlflow_port=$(free_port)
 uri="http://127.0.0.1:$mlflow_port"
-setsid "$mlflow" server --backend-store-uri "$backend" --artifacts-destination "$tmp/artifacts" \
-  --host 127.0.0.1 --port "$mlflow_port" --workers "${MLFLOW_WORKERS:-2}" >"$tmp/mlflow.log" 2>&1 &
+server_args=(--backend-store-uri "$backend" --artifacts-destination "$tmp/artifacts"
+             --host 127.0.0.1 --port "$mlflow_port" --workers "${MLFLOW_WORKERS:-2}")
+if [ "$auth" = 1 ]; then
+  "$py" -c 'import flask_wtf' 2>/dev/null \
+    || die "PG_MLFLOW_AUTH=1 needs MLflow's auth extra next to $py: pip install 'mlflow[auth]'"
+  # Secrets drawn for this run; only the server's environment and COMMAND's carry them (bash's
+  # `export` in a subshell, so no command line ever shows them).
+  admin_user="admin-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  admin_pw=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+  csrf_key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  mkdir -m 700 "$tmp/auth"
+  # auth_cache_ttl_seconds: each worker checks a user's password hash (scrypt, seconds on a busy
+  # machine) once a minute instead of on every request.
+  (umask 077 && cat >"$tmp/auth/basic_auth.ini" <<INI
+[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = postgresql+psycopg2://brainlike:$pw@127.0.0.1:$pg_port/mlflow_auth
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
+INI
+  )
+  (
+    export MLFLOW_AUTH_CONFIG_PATH="$tmp/auth/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY="$csrf_key" \
+      MLFLOW_AUTH_ADMIN_USERNAME="$admin_user" MLFLOW_AUTH_ADMIN_PASSWORD="$admin_pw"
+    exec setsid "$mlflow" server --app-name basic-auth "${server_args[@]}" >"$tmp/mlflow.log" 2>&1
+  ) &
+else
+  setsid "$mlflow" server "${server_args[@]}" >"$tmp/mlflow.log" 2>&1 &
+fi
 mlflow_pid=$!
 if ! "$py" - "$uri" "$mlflow_pid" <<'EOF'
 import os, sys, time, urllib.request
@@ -162,7 +208,15 @@ fi
 say "$pg_version; $("$mlflow" --version 2>/dev/null)"
 say "MLflow tracking server $uri (backend postgresql+psycopg2://brainlike:***@127.0.0.1:$pg_port/mlflow," \
     "artifacts served from $tmp/artifacts); ready after $(elapsed "$t_start") s"
-export BRAINLIKE_TEST_TRACKING_URI=$uri BRAINLIKE_TEST_PG_DSN=$dsn
+export BRAINLIKE_TEST_PG_DSN=$dsn
+if [ "$auth" = 1 ]; then
+  say "authentication on (--app-name basic-auth): users in postgresql+psycopg2://brainlike:***@127.0.0.1:$pg_port/mlflow_auth," \
+      "default_permission NO_PERMISSIONS, a random admin (credentials passed to COMMAND, not shown)"
+  export BRAINLIKE_TEST_AUTH_TRACKING_URI=$uri BRAINLIKE_TEST_SERVER_LOG=$tmp/mlflow.log \
+    BRAINLIKE_TEST_ADMIN_USERNAME=$admin_user BRAINLIKE_TEST_ADMIN_PASSWORD=$admin_pw
+else
+  export BRAINLIKE_TEST_TRACKING_URI=$uri
+fi
 
 # --- the command -----------------------------------------------------------------------------------
 t_cmd=$(date +%s.%N)

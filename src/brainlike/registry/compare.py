@@ -20,7 +20,7 @@ import pandas as pd
 from .._utils.atomic import atomic_path
 from .log import find_parent_runs
 from .records import COMPARE_METRICS
-from .store import RegistryError, redact
+from .store import RegistryError, redact, refusals_as_errors
 
 ID_COLUMNS = ("model", "generation", "generation_order", "trained", "run_id")
 
@@ -39,17 +39,19 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
     Raises
     ------
     RegistryError
-        The experiment does not exist, holds no model run, or lacks one of ``models``.
+        The experiment does not exist, holds no model run, or lacks one of ``models``; or the
+        server refused the request (no or wrong credentials, no READ permission).
     """
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise RegistryError(
-            f"no experiment {experiment!r} in {redact(client.tracking_uri)}; run `dvc repro -f register` "
-            "(the stage is up to date for the store it last wrote to)"
-        )
-    latest: dict[str, object] = {}
-    for run in find_parent_runs(client, exp.experiment_id):  # newest registration first
-        latest.setdefault(run.data.tags.get("brainlike.model"), run)
+    with refusals_as_errors(client.tracking_uri, f"reading experiment {experiment!r}", need="READ"):
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            raise RegistryError(
+                f"no experiment {experiment!r} in {redact(client.tracking_uri)}; run `dvc repro -f register` "
+                "(the stage is up to date for the store it last wrote to)"
+            )
+        latest: dict[str, object] = {}
+        for run in find_parent_runs(client, exp.experiment_id):  # newest registration first
+            latest.setdefault(run.data.tags.get("brainlike.model"), run)
     if models is not None:
         missing = [m for m in models if m not in latest]
         if missing:

@@ -63,7 +63,7 @@ from .records import (
     param_value,
     provenance_hash,
 )
-from .store import RegistryError, Store, redact
+from .store import RegistryError, Store, redact, refusals_as_errors
 
 TAG_LEVEL = "brainlike.level"
 TAG_MODEL = "brainlike.model"
@@ -435,8 +435,9 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
     Raises
     ------
     RegistryError
-        Repeated subject labels, a deleted experiment, or a concurrent registration of the same
-        fit still RUNNING after ``wait_s``.
+        Repeated subject labels, a deleted experiment, a concurrent registration of the same
+        fit still RUNNING after ``wait_s``, or a request the server refused (no or wrong
+        credentials, or a user without EDIT permission on the experiment).
     """
     if isinstance(client_or_uri, Store) and artifact_root is None:
         artifact_root = client_or_uri.artifact_root
@@ -444,6 +445,12 @@ def log_model_fit(client_or_uri, experiment: str, record: ModelRecord,
     names = [s.subject for s in subjects]
     if len(set(names)) != len(names):
         raise RegistryError(f"{record.model}: subject labels repeat: {names}")
+    with refusals_as_errors(client.tracking_uri, f"registering {record.model} in experiment {experiment!r}"):
+        return _log_fit(client, experiment, record, subjects, provenance, artifact_root, wait_s)
+
+
+def _log_fit(client, experiment: str, record: ModelRecord, subjects: Sequence[SubjectFitRecord],
+             provenance: Provenance | None, artifact_root: Path | None, wait_s: float) -> LoggedFit:
     exp_id = ensure_experiment(client, experiment, artifact_root, record.dataset)
     phash = provenance_hash(record, subjects)
     metrics = metric_items(record.metrics)

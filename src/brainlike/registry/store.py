@@ -15,7 +15,11 @@ Failure modes turned into one :class:`RegistryError` that names the URI (passwor
 - a database server that cannot be reached or refuses the connection within ``timeout_s``;
 - a SQLite file whose folder does not exist;
 - a database store written by an older MLflow schema: refused with the upgrade command, or
-  migrated in place when ``upgrade=True`` (``registry.upgrade_schema``).
+  migrated in place when ``upgrade=True`` (``registry.upgrade_schema``);
+- a server with authentication (MLflow's ``basic-auth`` app) that refuses a request: no or wrong
+  credentials (HTTP 401) or a user without the permission (HTTP 403). The client authenticates
+  with ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` from the environment; see
+  :func:`refusals_as_errors`.
 
 A SQLite store moved with its clone is re-rooted on open (:func:`reroot_artifacts`): MLflow keeps
 absolute artifact URIs, which would otherwise still name the old folder.
@@ -27,13 +31,17 @@ import importlib.util
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BrainlikeError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_USER, ENV_PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"  # read by MLflow's client
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy dialects MLflow stores runs in
 
 
@@ -60,6 +68,73 @@ def redact(text: str) -> str:
 
 class RegistryError(BrainlikeError):
     """The tracking store cannot be used, or holds no run for what was asked."""
+
+
+# MLflow's error codes of a refused request, and the HTTP status each stands for
+_REFUSALS = {"UNAUTHENTICATED": 401, "CUSTOMER_UNAUTHORIZED": 401, "PERMISSION_DENIED": 403}
+
+
+def _refusal_status(exc: BaseException) -> int | None:
+    """401 or 403 when ``exc`` is a request the server refused, else None.
+
+    MLflow's REST client raises ``MlflowException`` / ``RestException`` with ``error_code``
+    UNAUTHENTICATED or PERMISSION_DENIED; its artifact uploads raise ``requests.HTTPError``.
+    """
+    code = getattr(exc, "error_code", None)
+    if code in _REFUSALS:
+        return _REFUSALS[code]
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if status in (401, 403) else None
+
+
+def refusal_error(exc: BaseException, uri: str, doing: str, need: str = "EDIT",
+                  env: dict[str, str] | None = None) -> RegistryError | None:
+    """The one-line error for a request the tracking server refused; None for any other error.
+
+    Names the server (password hidden), the user, the permission ``need``-ed on the experiment
+    and what to set; never a credential. ``env`` stands for the client's environment (default:
+    ``os.environ`` and ``~/.mlflow/credentials``).
+    """
+    status = _refusal_status(exc)
+    if status is None:
+        return None
+    if env is None:  # what MLflow's client sent: the environment, else ~/.mlflow/credentials
+        from mlflow.utils.credentials import read_mlflow_creds
+
+        env, user = os.environ, read_mlflow_creds().username
+    else:
+        user = env.get(ENV_USER)
+    try:
+        user = user or urllib.parse.urlsplit(uri).username
+    except ValueError:
+        pass
+    where = f"tracking server {redact(uri)}"
+    creds = f"{ENV_USER} and {ENV_PASSWORD}"
+    if status == 401 and not (user or env.get("MLFLOW_TRACKING_TOKEN")):
+        what = (f"asks for credentials (HTTP 401) when {doing}; set {creds} in the environment "
+                "(never in params.yaml) to an account of that server")
+    elif status == 401:
+        who = f"user {user!r}" if user else "MLFLOW_TRACKING_TOKEN"
+        what = (f"did not accept the credentials of {who} (HTTP 401) when {doing}; check {creds} "
+                "(in the environment, never in params.yaml)")
+    else:
+        who = f"user {user!r}" if user else "this client"
+        what = (f"denied {who} permission for {doing} (HTTP 403); an admin of the server grants {need} on "
+                f"the experiment (READ reads, EDIT registers, MANAGE also deletes runs), or set {creds} to "
+                "an account that has it")
+    return RegistryError(f"{where} {what}. Local outputs are untouched.")
+
+
+@contextmanager
+def refusals_as_errors(uri: str, doing: str, need: str = "EDIT") -> Iterator[None]:
+    """Turn a request the tracking server refuses (HTTP 401/403) into :func:`refusal_error`."""
+    try:
+        yield
+    except Exception as exc:
+        err = refusal_error(exc, uri, doing, need)
+        if err is None:
+            raise
+        raise err from None
 
 
 @dataclass(frozen=True, repr=False)
@@ -177,8 +252,14 @@ def _probe_db(store: Store, timeout: float) -> None:
         engine.dispose()
 
 
+def _without_userinfo(uri: str) -> str:
+    """``uri`` without ``user:password@`` (urllib would take it for a host name)."""
+    parts = urllib.parse.urlsplit(uri)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl() if "@" in parts.netloc else uri
+
+
 def _probe_http(uri: str, timeout: float) -> None:
-    url = uri.rstrip("/") + "/health"
+    url = _without_userinfo(uri).rstrip("/") + "/health"  # /health needs no credentials
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user-given server)
             if resp.status != 200:
