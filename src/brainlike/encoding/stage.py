@@ -70,9 +70,9 @@ from ..validation.stage import read_valid_runs
 from .baseline import baseline_regressors
 from .shared import shared_report
 from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group, fixed_effects_group
+from .outputs import GROUP_FILE, SUBJECT_FILE, SUMMARY_FILE, TARGETS_FILE
 
 ATOMS_FILE = "atoms.parquet"
-SUMMARY_FILE = "encode.json"
 SHARED_FILE = "shared.json"
 
 
@@ -273,7 +273,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         # runs of one subject: maps averaged (z, r), significant = any run
         m = _combine_runs([x["maps"] for x in res])
         tab = _combine_tables([x["targets"] for x in res])
-        np.savez(out / f"sub-{s}.npz", run_ids=np.array([x["run_id"] for x in res]), **m)
+        np.savez(out / SUBJECT_FILE.format(subject=s), run_ids=np.array([x["run_id"] for x in res]), **m)
         tab.insert(0, "subject", s)
         subj_tabs.append(tab)
         summary["subjects"][s] = summarise(m, tab, cfg) | {"run_ids": [x["run_id"] for x in res]}
@@ -297,11 +297,11 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
     gm["q"][:, ~valid] = 1.0
     gm.update(valid=valid, r=np.where(valid, r_mean, np.nan).astype(np.float32),
               r2=np.where(valid, r2_mean, np.nan).astype(np.float32))
-    np.savez(out / "group.npz", subjects=np.array(subjects), dof=np.float64(g["dof"]),
+    np.savez(out / GROUP_FILE, subjects=np.array(subjects), dof=np.float64(g["dof"]),
              **{k: v for k, v in gm.items() if k not in ("r", "r2")}, r_mean=gm["r"], r2_mean=gm["r2"])
     gtab = _group_targets(target_r, nulls, subj_tabs, cfg)
     tabs = pd.concat(subj_tabs + [gtab], ignore_index=True)
-    tabs.to_parquet(out / "targets.parquet", index=False)
+    tabs.to_parquet(out / TARGETS_FILE, index=False)
     summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": (
         "one-sample t across subjects" if len(subjects) >= 2 and cfg.group_test == "t"
         else "fixed effects (Stouffer z)")}

@@ -39,6 +39,7 @@ from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
 from .organization import _num, organization_metrics, tidy_metrics
+from .outputs import ALICE_FILE, ORGANIZATION_FILE, RECOVERY_FILE
 from ..stimulus import primary_stimulus
 from .recovery import kind_difference, score_planted, score_recovery_by_model
 from .uncertainty import organization_cis
@@ -314,7 +315,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         for t, q in zip(tw, fdr_bh(np.array([t["p"] for t in tw]), params.encoding.fdr_alpha)[1]):
             t["q"] = float(q)
     mdir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(mdir / "organization.json",
+    write_text_atomic(mdir / ORGANIZATION_FILE,
                       json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
     tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus", "ci_units")}
                          for m, e in per_model.items()})
@@ -358,7 +359,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     else:
         recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
                               "recovery is scored on the embedded default only"}
-    write_text_atomic(mdir / "recovery.json", json.dumps(recovery, indent=1, default=_json_default) + "\n")
+    write_text_atomic(mdir / RECOVERY_FILE, json.dumps(recovery, indent=1, default=_json_default) + "\n")
 
     # real data, ROI space
     roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
@@ -369,7 +370,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         alice["verdicts"] = [v for s in alice["stimuli"].values() for v in s["verdicts"]]
     else:
         alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}
-    write_text_atomic(mdir / "alice.json", json.dumps(alice, indent=1, default=_json_default) + "\n")
+    write_text_atomic(mdir / ALICE_FILE, json.dumps(alice, indent=1, default=_json_default) + "\n")
     total_s = round(time.perf_counter() - t0, 2)
     write_timings("metrics", {"total_s": total_s})
     return {"organization": per_model, "recovery": recovery, "alice": alice, "total_s": total_s}

@@ -34,6 +34,7 @@ from .._utils.compute import executor_for
 from .._utils.reproducible import write_timings
 from ..errors import DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
+from .outputs import LINKS_FILE
 from .spin import spin_permutations
 from .threshold import threshold_maps
 
@@ -150,7 +151,7 @@ def run_networks(
             timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
         cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
-        links[cols].to_parquet(tmp / "links.parquet", index=False)
+        links[cols].to_parquet(tmp / LINKS_FILE, index=False)
         (tmp / "networks.json").write_text(json.dumps(summary, indent=1) + "\n")
         metrics_tmp.write_text(json.dumps(summary, indent=1) + "\n")
     write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})

@@ -39,6 +39,7 @@ from ..activations.store import SIDECAR, ActivationSet
 from ..errors import DataError
 from ._solvers import ColumnError
 from .estimator import SparseDictionary
+from .outputs import LAYER_HIST_PNG, METRICS_DIR
 
 
 def primary_grid(aset: ActivationSet) -> dict:
@@ -157,7 +158,7 @@ def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     r2_layer = {(f"{t}:{l}" if t != "text" else str(l)): round(float(1 - r.rss / r.tss), 6)
                 for (t, l), r in by_layer.iterrows()}
     model = aset.sidecar.get("model", {}).get("name", folder.parent.name)
-    plot_layer_hist(hist, out / "layer_hist.png", f"{model} / {folder.name}: sub-groups over layers (K={K})")
+    plot_layer_hist(hist, out / LAYER_HIST_PNG, f"{model} / {folder.name}: sub-groups over layers (K={K})")
     metrics = {
         "r2": round(est.r2_, 6), "r2_by_layer": r2_layer, "sparsity": round(est.sparsity_, 4),
         "objective": est.objective_, "lambda": est.lambda_, "n_atoms": K, "n_unused_atoms": est.n_unused_atoms_,
@@ -211,7 +212,7 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, com
     if not folders:
         raise DataError(root, "no extracted activations (no */activations.json); run `dvc repro extract` first")
     t0 = time.perf_counter()
-    metrics_path = Path(metrics_dir) / "patterns" / f"{model}.json"
+    metrics_path = Path(metrics_dir) / METRICS_DIR / f"{model}.json"
     # both outputs are written before either is published (data first, then its metrics), so a
     # metrics folder that cannot be written leaves the previous data in place too
     with atomic_paths(Path(cfg.output) / model, metrics_path) as (tmp, metrics_tmp):

@@ -1,0 +1,7 @@
+"""File names the ``networks`` stage writes in its output folder.
+
+Constants only (no imports), so readers of these outputs (the registry) name the files the
+stage writes without depending on :mod:`brainlike.networks.stage`.
+"""
+
+LINKS_FILE = "links.parquet"  # one row per (model, stimulus, atom, sign, atlas, network)
