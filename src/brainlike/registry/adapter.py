@@ -43,15 +43,17 @@ A file that is missing is skipped and named in the record's ``notes`` (tag ``bra
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
-import tempfile
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._utils.atomic import make_scratch
 from ..activations.store import SIDECAR
 from ..stimulus import dataset_of, primary_stimulus, task_of
 from .artifacts import N_FSAVERAGE5, write_atom_gifti, write_atom_parquet
@@ -60,6 +62,7 @@ from .records import Artifact, ModelRecord, SubjectFitRecord, flatten
 
 PARAM_SECTIONS = ("extract", "patterns", "encoding", "networks", "metrics")
 SUMMARY = "encode.json"
+SCRATCH_PREFIX = "brainlike-register-"  # scratch folders in the system's temporary directory
 # organization.json keys that are per-FBN / per-atom / per-layer tables, not run metrics
 _ORG_TABLES = ("atoms_per_fbn", "within_fbn_consistency_per_fbn", "within_fbn_consistency_unsigned_per_fbn", "layer_entropy",
                "cross_subject_consistency_per_atom", "ci_units")
@@ -170,8 +173,9 @@ def records_from_outputs(params, repo_root: str | Path,
     params : Params
     repo_root : path
     scratch : path, optional
-        Folder for converted artifacts (GIfTI/Parquet from the npz maps); default: a temporary
-        folder that lives as long as the process (logging copies the files into the store).
+        Folder for converted artifacts (GIfTI/Parquet from the npz maps); default: a scratch
+        folder (:func:`~brainlike._utils.atomic.make_scratch`) removed when the process exits
+        (logging copies the files into the store).
 
     Returns
     -------
@@ -181,7 +185,10 @@ def records_from_outputs(params, repo_root: str | Path,
     """
     root = Path(repo_root)
     outs, _ = read_dvc_lock(root / "dvc.lock")
-    scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="brainlike-register-"))
+    if scratch is None:
+        scratch = make_scratch(SCRATCH_PREFIX)
+        atexit.register(shutil.rmtree, scratch, True)
+    scratch = Path(scratch)
     shared = {s: _section(params, s) for s in PARAM_SECTIONS}
     enc_cfg = shared.get("encoding", {})
     paths = getattr(params, "paths", None)
