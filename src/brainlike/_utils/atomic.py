@@ -8,6 +8,10 @@ pid in their name once they are older than :data:`LEGACY_STALE_S`. The repositor
 ``.dvcignore`` also hides ``.*.tmp`` / ``.*.old`` from DVC, so a leftover inside a folder that
 another stage depends on does not make that stage re-run.
 
+Scratch folders (converted files a stage needs only while it runs) go to the system's temporary
+directory as ``<prefix><pid>@<host>.<random>``: :func:`scratch_dir` removes its own on exit and,
+on start, those of its kind whose process is gone (a SIGKILL skips every ``finally``).
+
 Failures of the operating system (no space left, permission denied, read-only folder) become
 :class:`~brainlike.errors.OutputError`: one line naming the path, which the stages print as
 their error message.
@@ -66,23 +70,55 @@ def clean_leftovers(path: str | Path) -> list[Path]:
         name = entry.name
         if not name.startswith(prefix) or not name.endswith((".tmp", ".old")):
             continue
-        mid = name[len(prefix):-4]
-        m = re.fullmatch(r"(\d+)@([A-Za-z0-9_-]+)\.[A-Za-z0-9_]+", mid)
-        if m:
-            stale = m.group(2) == _HOST and not _pid_alive(int(m.group(1)))
-        else:
-            try:
-                stale = bool(re.fullmatch(r"[A-Za-z0-9_]+", mid)) and now - entry.lstat().st_mtime > LEGACY_STALE_S
-            except OSError:
-                stale = False
-        if stale:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
+        if _stale(entry, name[len(prefix):-4], now):
+            _remove(entry)
             removed.append(entry)
     return removed
+
+
+def _stale(entry: Path, mid: str, now: float) -> bool:
+    """Whether a temporary named ``<prefix><mid>`` belongs to no running writer (see :func:`clean_leftovers`)."""
+    m = re.fullmatch(r"(\d+)@([A-Za-z0-9_-]+)\.[A-Za-z0-9_]+", mid)
+    if m:
+        return m.group(2) == _HOST and not _pid_alive(int(m.group(1)))
+    try:
+        return bool(re.fullmatch(r"[A-Za-z0-9_]+", mid)) and now - entry.lstat().st_mtime > LEGACY_STALE_S
+    except OSError:
+        return False
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            entry.unlink()
+
+
+def make_scratch(prefix: str) -> Path:
+    """A new private folder ``<tmp>/<prefix><pid>@<host>.<random>``; the caller removes it.
+
+    Folders of the same ``prefix`` left by processes of this host that no longer run (killed
+    before they could remove theirs) are removed first, and pid-less ones (``<prefix><random>``,
+    older naming) once older than :data:`LEGACY_STALE_S`.
+    """
+    root = Path(tempfile.gettempdir())
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            if entry.name.startswith(prefix) and _stale(entry, entry.name[len(prefix):], now):
+                _remove(entry)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}@{_HOST}.", dir=root))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """:func:`make_scratch`, removed with its content when the block ends (error or not)."""
+    path = make_scratch(prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _os_error(path: Path, exc: OSError) -> OutputError:

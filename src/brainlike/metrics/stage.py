@@ -17,6 +17,10 @@ writes
   and its permutation p, the same for the random twin and the baseline, and a verdict per
   trained model (``{"status": ...}`` when no ROI stimulus was encoded).
 
+The four files are written beside their final names and published together once all are
+written (:func:`~brainlike._utils.atomic.atomic_paths`): a failure or a kill before that leaves
+the previous four as they were.
+
 Verdict rule (``alice.json``): per subject, held-out r averaged over the ROIs; the trained model
 *beats* another fit when the mean paired difference over subjects is > 0 and a one-sided
 Wilcoxon signed-rank test over subjects gives p < ``fdr_alpha`` of the encoding params.
@@ -33,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._utils.atomic import write_text_atomic
+from .._utils.atomic import atomic_paths
 from .._utils.reproducible import write_timings
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
@@ -315,13 +319,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         for t, q in zip(tw, fdr_bh(np.array([t["p"] for t in tw]), params.encoding.fdr_alpha)[1]):
             t["q"] = float(q)
     mdir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(mdir / ORGANIZATION_FILE,
-                      json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
     tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus", "ci_units")}
                          for m, e in per_model.items()})
-    tmp = mdir / ".organization.parquet.tmp"
-    tidy.to_parquet(tmp, index=False)
-    tmp.replace(mdir / "organization.parquet")
 
     # scored answer on every embedded stimulus with a ground truth
     by_stim: dict = {}
@@ -359,7 +358,6 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     else:
         recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
                               "recovery is scored on the embedded default only"}
-    write_text_atomic(mdir / RECOVERY_FILE, json.dumps(recovery, indent=1, default=_json_default) + "\n")
 
     # real data, ROI space
     roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
@@ -370,7 +368,14 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         alice["verdicts"] = [v for s in alice["stimuli"].values() for v in s["verdicts"]]
     else:
         alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}
-    write_text_atomic(mdir / ALICE_FILE, json.dumps(alice, indent=1, default=_json_default) + "\n")
+    # all four are written before the first is published (four renames, microseconds): a kill or
+    # a full disk while writing leaves the previous four, never a mix of two runs
+    outputs = [mdir / ORGANIZATION_FILE, mdir / "organization.parquet", mdir / RECOVERY_FILE, mdir / ALICE_FILE]
+    with atomic_paths(*outputs) as (org_tmp, tidy_tmp, rec_tmp, alice_tmp):
+        org_tmp.write_text(json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
+        tidy.to_parquet(tidy_tmp, index=False)
+        rec_tmp.write_text(json.dumps(recovery, indent=1, default=_json_default) + "\n")
+        alice_tmp.write_text(json.dumps(alice, indent=1, default=_json_default) + "\n")
     total_s = round(time.perf_counter() - t0, 2)
     write_timings("metrics", {"total_s": total_s})
     return {"organization": per_model, "recovery": recovery, "alice": alice, "total_s": total_s}

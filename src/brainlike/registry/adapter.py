@@ -44,10 +44,12 @@ Each source has its reader in :mod:`.readers`; this module composes them into re
 
 from __future__ import annotations
 
-import tempfile
+import atexit
+import shutil
 from pathlib import Path
 from typing import Any
 
+from .._utils.atomic import make_scratch
 from ..stimulus import primary_stimulus, task_of
 from .readers import (
     Layout,
@@ -69,6 +71,7 @@ from .readers import (
 from .records import ModelRecord, SubjectFitRecord
 
 PARAM_SECTIONS = ("extract", "patterns", "encoding", "networks", "metrics")
+SCRATCH_PREFIX = "brainlike-register-"  # scratch folders in the system's temporary directory
 
 
 def _section(params, name: str) -> dict:
@@ -95,8 +98,9 @@ def records_from_outputs(params, repo_root: str | Path,
     params : Params
     repo_root : path
     scratch : path, optional
-        Folder for converted artifacts (GIfTI/Parquet from the npz maps); default: a temporary
-        folder that lives as long as the process (logging copies the files into the store).
+        Folder for converted artifacts (GIfTI/Parquet from the npz maps); default: a scratch
+        folder (:func:`~brainlike._utils.atomic.make_scratch`) removed when the process exits
+        (logging copies the files into the store).
 
     Returns
     -------
@@ -106,7 +110,10 @@ def records_from_outputs(params, repo_root: str | Path,
     """
     shared = {s: _section(params, s) for s in PARAM_SECTIONS}
     lay = Layout.of(params, Path(repo_root), shared)
-    scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="brainlike-register-"))
+    if scratch is None:
+        scratch = make_scratch(SCRATCH_PREFIX)
+        atexit.register(shutil.rmtree, scratch, True)
+    scratch = Path(scratch)
     project = ProjectOutputs.read(lay)
     out: list[tuple[ModelRecord, list[SubjectFitRecord]]] = []
     for m in model_configs(params):

@@ -320,13 +320,17 @@ def _dead_reason(run) -> str | None:
 
 
 def _abandon(client, experiment_id: str, run, reason: str, winner: str | None = None) -> None:
-    """Mark a dead registration FAILED, say why, and delete it with its nested runs."""
+    """Mark a dead registration FAILED (with the nested run it was logging), say why, and delete
+    it with its nested runs."""
     from mlflow.exceptions import MlflowException
 
     rid = run.info.run_id
     try:
         client.set_tag(rid, TAG_ABANDONED, reason)
         client.set_terminated(rid, "FAILED")
+        for child in child_runs(client, experiment_id, rid):
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, "FAILED")
     except MlflowException:
         pass  # another process may be abandoning it too
     _discard(client, experiment_id, [rid], winner or "")

@@ -8,7 +8,9 @@ subjects and the notes. MLflow's run ids are random and whether a fit was ``crea
 
 The store is checked (reachable, schema current) before anything is read or written, so an
 unreachable server fails the DVC stage with one message and leaves every local output as it was;
-the summary file is replaced atomically only after every model is logged.
+the summary file is replaced atomically only after every model is logged. The GIfTI/Parquet
+files converted for the store live in a scratch folder of the system's temporary directory,
+removed at the end (and, after a SIGKILL, by the next registration).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .._utils.atomic import write_text_atomic
+from .._utils.atomic import scratch_dir, write_text_atomic
 from .._utils.reproducible import build_dir, portable_path
-from .adapter import model_configs, records_from_outputs
+from .adapter import SCRATCH_PREFIX, model_configs, records_from_outputs
 from .log import log_model_fit
 from .provenance import collect_provenance
 from .store import open_store
@@ -75,14 +77,17 @@ def register(params, repo_root: str | Path, summary: str | Path | None = None) -
     prov = collect_provenance(root, [m.name for m in model_configs(params)])
     summary_d: dict = {"tracking_uri": portable_uri(store.display_uri, root), "models": {},
                        "counts": {"created": 0, "unchanged": 0, "updated": 0}}
-    for record, subjects in records_from_outputs(params, root):
-        fit = log_model_fit(store, experiment_name(params, record.dataset), record, subjects, prov)
-        summary_d["models"][f"{record.dataset}/{record.model}"] = {
-            "parent_run_id": fit.parent_run_id, "status": fit.status,
-            "predecessor_run_id": fit.predecessor_run_id, "n_subjects": len(fit.subject_run_ids),
-            "provenance_hash": fit.provenance_hash, "notes": record.notes,
-        }
-        summary_d["counts"][fit.status] += 1
+    # converted artifacts live until they are copied into the store; a killed predecessor's
+    # scratch folder is removed when this one is made
+    with scratch_dir(SCRATCH_PREFIX) as scratch:
+        for record, subjects in records_from_outputs(params, root, scratch):
+            fit = log_model_fit(store, experiment_name(params, record.dataset), record, subjects, prov)
+            summary_d["models"][f"{record.dataset}/{record.model}"] = {
+                "parent_run_id": fit.parent_run_id, "status": fit.status,
+                "predecessor_run_id": fit.predecessor_run_id, "n_subjects": len(fit.subject_run_ids),
+                "provenance_hash": fit.provenance_hash, "notes": record.notes,
+            }
+            summary_d["counts"][fit.status] += 1
     path = Path(summary) if summary else root / params.paths.metrics / "registry.json"
     stable = {"tracking_uri": summary_d["tracking_uri"],
               "models": {k: {kk: v[kk] for kk in STABLE_KEYS} for k, v in summary_d["models"].items()}}
