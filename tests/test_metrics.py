@@ -318,3 +318,22 @@ def test_unsigned_consistency_and_organization_cis():
     assert idx.shape == (5, 100) and idx.max() < 100 and (np.diff(idx[:, :20], axis=1) == 1).all()
     lo, hi = wilson(16, 64)
     assert lo < 0.25 < hi and 0 <= lo and hi <= 1
+
+
+def test_unique_variance_verdict_needs_the_shift_test_and_the_net_gain_ci():
+    """'adds over a baseline' claims a net gain: the circular-shift test (aligned atoms beat shifted
+    ones, which cost prediction) must survive BH *and* the subject-bootstrap CI of delta R^2 must
+    exclude 0; a passed shift test with a CI across 0 is worded as such, not as 'adds'."""
+    from brainlike.metrics.stage import _correct_and_verdict
+
+    def entry(lo, p):
+        return {"trained": True, "unique_over_baseline": {"base": {"delta_r2": 0.005, "ci_low": lo, "ci_high": 0.02, "p": p}}}
+
+    entries = {"a": entry(0.001, 0.001), "b": entry(-0.008, 0.001), "c": entry(0.001, 0.5)}
+    _correct_and_verdict(entries, 0.05)
+    u = {m: e["unique_over_baseline"]["base"] for m, e in entries.items()}
+    assert [u[m]["adds"] for m in "abc"] == [True, False, False]
+    assert [u[m]["beats_shifted"] for m in "abc"] == [True, True, False]
+    assert "a: adds over base" in entries["a"]["verdict"]
+    assert "beats its time-shifted null but its net gain's CI includes 0 over base" in entries["b"]["verdict"]
+    assert "adds nothing significant over base" in entries["c"]["verdict"]

@@ -245,7 +245,11 @@ def _correct_and_verdict(entries: dict, alpha: float) -> None:
         q = fdr_bh(np.array([u["p"] for u in base_tests]), alpha)[1]
         for u, qi in zip(base_tests, q):
             u["q"] = float(qi)
-            u["adds"] = bool(u["delta_r2"] is not None and u["delta_r2"] > 0 and qi < alpha)
+            # the shift test asks whether the aligned atoms beat shifted ones (which cost
+            # prediction); "adds" also needs the net gain's subject-bootstrap CI above 0
+            u["beats_shifted"] = bool(qi < alpha)
+            u["adds"] = bool(u["delta_r2"] is not None and u["delta_r2"] > 0 and qi < alpha
+                             and u.get("ci_low") is not None and u["ci_low"] > 0)
     for m, e in entries.items():
         if not e["trained"]:
             continue
@@ -262,7 +266,9 @@ def _correct_and_verdict(entries: dict, alpha: float) -> None:
         for b, u in e.get("unique_over_baseline", {}).items():
             if u.get("q") is None:
                 continue
-            parts.append(f"{'adds' if u['adds'] else 'adds nothing significant'} over {b} (delta R^2 "
+            what = ("adds" if u["adds"] else "beats its time-shifted null but its net gain's CI includes 0"
+                    if u["beats_shifted"] else "adds nothing significant")
+            parts.append(f"{what} over {b} (delta R^2 "
                          f"{u['delta_r2']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}], BH q={u['q']:.3g})")
         e["verdict"] = f"{m}: " + ("; ".join(parts) if parts else "nothing to compare with")
 
