@@ -454,3 +454,30 @@ def test_prepare_records_an_unreadable_subject_and_exclude_goes_on(tmp_path):
                             tmp_path / "metrics" / "validation.json", tmp_path / "docs")
     assert report["valid_runs"] == ["alice_sub-s18_task-alice", "alice_sub-s24_task-alice"]
     assert [e["run_id"] for e in report["excluded"]] == ["alice_sub-s23_task-alice"]
+
+
+@pytest.mark.skipif(not ALICE.is_dir(), reason=f"Alice data not found at {ALICE} (set BRAINLIKE_ALICE)")
+def test_prepare_publishes_the_store_and_its_summary_together(tmp_path):
+    """`prepare` writes the store and metrics/prepare.json before publishing either: an
+    unwritable metrics folder fails naming it and leaves the previous store as it was."""
+    from brainlike.config import parse_params
+    from brainlike.data.prepare import prepare_all
+    from brainlike.errors import OutputError
+
+    def params(metrics):
+        return parse_params({"embedded": {"enabled": False},
+                             "datasets": [{"kind": "alice", "path": str(ALICE), "subjects": ["s18", "s24"]}],
+                             "paths": {"prepared": str(tmp_path / "prepared"), "metrics": str(metrics)}})
+
+    summary = prepare_all(params(tmp_path / "metrics"))
+    store = tmp_path / "prepared"
+    before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert summary["prepared_bytes"] == sum(len(b) for b in before.values())
+    assert json.loads((tmp_path / "metrics" / "prepare.json").read_text()) == summary
+    (store / "old.txt").write_text("the previous store")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the metrics folder should be")  # unwritable, even for root
+    with pytest.raises(OutputError, match=r"blocked/prepare\.json: cannot write"):
+        prepare_all(params(blocked))
+    assert (store / "old.txt").read_text() == "the previous store"  # not replaced
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

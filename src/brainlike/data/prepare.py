@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._utils.atomic import write_text_atomic
+from .._utils.atomic import atomic_paths
 from .._utils.reproducible import portable_path, portable_paths
 from ..config import Params
 from .run import Run
-from .store import write_store
+from .store import write_store_at
 
 
 def _network_masks(params: Params, pairs) -> dict[tuple[str, str], np.ndarray]:
@@ -80,15 +80,17 @@ def prepare_all(params: Params) -> dict:
         unreadable += failed
         datasets[ds.name] = {"kind": ds.kind, "path": portable_path(ds.path), "n_runs": len(loaded), "n_unreadable": len(failed)}
     bad = portable_paths([u.to_dict() for u in unreadable])
-    entries = write_store(runs, params.paths.prepared, extra={"datasets": datasets, "unreadable": bad}, sidecars=sidecars)
-    root = Path(params.paths.prepared)
-    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    summary = {
-        "n_runs": len(entries),
-        "datasets": datasets,
-        "prepared_bytes": size,
-        "unreadable": bad,
-        "runs": {e["run_id"]: {"n_trs": e["n_trs"], "n_targets": e["n_targets"], "tr": e["tr"]} for e in entries},
-    }
-    write_text_atomic(Path(params.paths.metrics) / "prepare.json", json.dumps(summary, indent=2) + "\n")
+    # the store and its summary are written, then published together (store first): a failure
+    # or a kill while writing leaves both as they were, never a summary of another store
+    with atomic_paths(params.paths.prepared, Path(params.paths.metrics) / "prepare.json") as (store_tmp, summary_tmp):
+        entries = write_store_at(store_tmp, runs, extra={"datasets": datasets, "unreadable": bad}, sidecars=sidecars)
+        size = sum(f.stat().st_size for f in store_tmp.rglob("*") if f.is_file())
+        summary = {
+            "n_runs": len(entries),
+            "datasets": datasets,
+            "prepared_bytes": size,
+            "unreadable": bad,
+            "runs": {e["run_id"]: {"n_trs": e["n_trs"], "n_targets": e["n_targets"], "tr": e["tr"]} for e in entries},
+        }
+        summary_tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

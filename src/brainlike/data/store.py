@@ -138,24 +138,36 @@ def write_store(
 
     ``root`` is replaced only when everything was written; on any error it is left as before.
     """
-    entries: list[dict] = []
     with atomic_path(root) as tmp:
-        tmp.mkdir()
-        for run in runs:
-            if any(e["run_id"] == run.run_id for e in entries):
-                raise DataError(None, f"two runs share the id {run.run_id}")
-            entries.append(write_run(run, tmp / run.run_id))
-        for rel, content in (sidecars or {}).items():
-            dest = tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, pd.DataFrame):
-                content.to_parquet(dest, index=False)
-            elif isinstance(content, bytes):
-                dest.write_bytes(content)
-            else:
-                dest.write_text(content)
-        manifest = {"format_version": FORMAT_VERSION, "runs": entries} | (extra or {})
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return write_store_at(tmp, runs, extra, sidecars)
+
+
+def write_store_at(
+    folder: str | Path,
+    runs: Iterable[Run],
+    extra: dict | None = None,
+    sidecars: Mapping[str, str | bytes | pd.DataFrame] | None = None,
+) -> list[dict]:
+    """:func:`write_store` into a new ``folder``, not atomically: for a caller that publishes
+    the store together with other outputs (:func:`~brainlike._utils.atomic.atomic_paths`)."""
+    tmp = Path(folder)
+    entries: list[dict] = []
+    tmp.mkdir()
+    for run in runs:
+        if any(e["run_id"] == run.run_id for e in entries):
+            raise DataError(None, f"two runs share the id {run.run_id}")
+        entries.append(write_run(run, tmp / run.run_id))
+    for rel, content in (sidecars or {}).items():
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, pd.DataFrame):
+            content.to_parquet(dest, index=False)
+        elif isinstance(content, bytes):
+            dest.write_bytes(content)
+        else:
+            dest.write_text(content)
+    manifest = {"format_version": FORMAT_VERSION, "runs": entries} | (extra or {})
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return entries
 
 
