@@ -238,21 +238,31 @@ def _discard(client, experiment_id: str, parent_run_ids: Sequence[str], winner: 
     """Mark duplicate parent runs and their nested runs ``brainlike.duplicate_of`` and delete them.
 
     Deleted runs stay in the store (restorable, removed for good by ``mlflow gc``) but no search
-    returns them. Another process may be discarding the same runs: errors are ignored.
+    returns them. Another process may be discarding the same runs: its errors are ignored. A
+    server that refuses the deletion (an account with EDIT, not MANAGE) leaves the runs tagged
+    and active: that is warned once, naming the runs, so the duplicates are not silent.
     """
+    import warnings
+
     from mlflow.exceptions import MlflowException
 
     ids = list(children)
     for pid in parent_run_ids:
         ids += [r.info.run_id for r in child_runs(client, experiment_id, pid)]
         ids.append(pid)
+    refused = []
     for rid in dict.fromkeys(ids):
         try:
             if winner:
                 client.set_tag(rid, TAG_DUPLICATE, winner)
             client.delete_run(rid)
-        except MlflowException:
-            pass
+        except MlflowException as exc:
+            if getattr(exc, "error_code", None) == "PERMISSION_DENIED":
+                refused.append(rid)
+    if refused:
+        warnings.warn(f"the tracking server refused to delete {len(refused)} duplicate or abandoned run(s) "
+                      f"({', '.join(refused)}; tagged {TAG_DUPLICATE}/{TAG_ABANDONED}, still listed): deleting "
+                      "runs needs MANAGE permission on the experiment", stacklevel=2)
 
 
 def _keep_one(client, experiment_id: str, finished: Sequence) -> object:
