@@ -30,6 +30,7 @@ import yaml
 from .._utils.compute import open_executor
 from ..config import load_params
 from ..encoding.stage import run_baseline, run_encode
+from ..metrics.outputs import ORGANIZATION_FILE
 from ..metrics.stage import run_metrics
 from ..networks.stage import run_networks
 from .reproduce import differences as reproduce_differences
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                          "trained models that ran)")
     args = ap.parse_args(argv)
     real = load_params(args.params)
-    reference = args.reference or Path(real.paths.metrics) / "organization.json"
+    reference = args.reference or Path(real.paths.metrics) / ORGANIZATION_FILE
     if not reference.is_file():
         print(f"error: {reference}: not found; run `dvc repro` first", file=sys.stderr)
         return 2
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"networks": round(time.perf_counter() - t, 1)}), flush=True)
     run_metrics(p, mdir)
     wall = time.perf_counter() - t0
-    ref, new = json.loads(reference.read_text()), json.loads((mdir / "organization.json").read_text())
+    ref, new = json.loads(reference.read_text()), json.loads((mdir / ORGANIZATION_FILE).read_text())
     if subset:
         ref = {"models": {m: e for m, e in ref["models"].items() if m in subset}}
         for doc in (ref, new):
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 (e.get("vs_twin_shared") or {}).pop("q", None)
     diff = differences(ref, new)
     verdict = "identical" if not diff else f"{len(diff)} differences"
-    print(json.dumps({"organization.json": verdict, "reference": str(reference),
-                      "check": str(mdir / "organization.json"), "wall_s": round(wall, 1)}))
+    print(json.dumps({ORGANIZATION_FILE: verdict, "reference": str(reference),
+                      "check": str(mdir / ORGANIZATION_FILE), "wall_s": round(wall, 1)}))
     for d in diff[:20]:
         print("  " + d)
     return 1 if diff else 0

@@ -10,3 +10,4 @@ TARGETS_FILE = "targets.parquet"  # one row per (subject or "group", target)
 SUBJECT_PREFIX = "sub-"
 SUBJECT_FILE = SUBJECT_PREFIX + "{subject}.npz"  # one subject's maps: r, valid, significant, z, run_ids
 SUBJECT_GLOB = SUBJECT_PREFIX + "*.npz"
+SHARED_FILE = "shared.json"  # shared-response fits: LOSO r, ceilings, unique variance

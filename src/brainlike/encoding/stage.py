@@ -70,10 +70,9 @@ from ..validation.stage import read_valid_runs
 from .baseline import baseline_regressors
 from .shared import shared_report
 from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group, fixed_effects_group
-from .outputs import GROUP_FILE, SUBJECT_FILE, SUMMARY_FILE, TARGETS_FILE
+from ..patterns.outputs import ATOMS_FILE
+from .outputs import GROUP_FILE, SHARED_FILE, SUBJECT_FILE, SUMMARY_FILE, TARGETS_FILE
 
-ATOMS_FILE = "atoms.parquet"
-SHARED_FILE = "shared.json"
 
 
 # --- inputs --------------------------------------------------------------------------------

@@ -39,17 +39,18 @@ from scipy import stats
 
 from .._utils.atomic import atomic_paths
 from .._utils.reproducible import write_timings
+from ..encoding.outputs import SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
-from .organization import _num, organization_metrics, tidy_metrics
-from .outputs import ALICE_FILE, ORGANIZATION_FILE, RECOVERY_FILE
+from ..networks.outputs import LINKS_FILE, MAPS_FILE
+from ..patterns.outputs import ANS_FILE, ATOMS_FILE, SUBGROUPS_FILE
 from ..stimulus import primary_stimulus
+from .organization import _num, organization_metrics, tidy_metrics
+from .outputs import ALICE_FILE, ORGANIZATION_FILE, ORGANIZATION_TABLE, RECOVERY_FILE
 from .recovery import kind_difference, score_planted, score_recovery_by_model
 from .uncertainty import organization_cis
 
-SUMMARY_FILE = "encode.json"
-SHARED_FILE = "shared.json"
 PRIMARY = "embedded_task-story"  # first in primary_stimulus's order
 
 
@@ -108,11 +109,11 @@ def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root:
                   n_boot: int = 1000, ci: float = 0.95) -> dict:
     """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`)."""
     pdir = patterns_root / model / stimulus
-    atoms_df = pd.read_parquet(pdir / "atoms.parquet")
+    atoms_df = pd.read_parquet(pdir / ATOMS_FILE)
     atoms = atoms_df[[c for c in atoms_df.columns if c.startswith("atom_")]].to_numpy(np.float64)
-    sub = pd.read_parquet(pdir / "subgroups.parquet")
-    ans = pd.read_parquet(pdir / "ans.parquet", columns=["layer"])
-    with np.load(networks_root / model / stimulus / "maps.npz") as f:
+    sub = pd.read_parquet(pdir / SUBGROUPS_FILE)
+    ans = pd.read_parquet(pdir / ANS_FILE, columns=["layer"])
+    with np.load(networks_root / model / stimulus / MAPS_FILE) as f:
         maps, subject_maps = f["group"], f["subjects"]
     lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
     m = organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
@@ -172,10 +173,10 @@ def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_roo
     single-subject fits (each subject's own CV ridge), their permutation p and the old paired
     Wilcoxon comparisons, for reference. Verdicts use the corrected tests.
     """
-    base_path = baseline_root / stimulus / "targets.parquet"
+    base_path = baseline_root / stimulus / TARGETS_FILE
     base = pd.read_parquet(base_path) if base_path.is_file() else None
     tabs = {m: pd.read_parquet(p) for m in models
-            if (p := encoding_root / m / stimulus / "targets.parquet").is_file()}
+            if (p := encoding_root / m / stimulus / TARGETS_FILE).is_file()}
     shared = {m: sh for m in tabs if (sh := read_shared(encoding_root / m / stimulus)) is not None}
 
     def group(t: pd.DataFrame) -> dict:
@@ -288,7 +289,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     pat_root = Path(params.patterns.output)
     net_root = Path(params.networks.output)
     models = params.models
-    links_path = net_root / "links.parquet"
+    links_path = net_root / LINKS_FILE
     links = pd.read_parquet(links_path) if links_path.is_file() else None
     per_model: dict = {}
     surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
@@ -376,7 +377,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         alice = {"status": "no ROI-space stimulus was encoded; add the Alice dataset to `datasets` (see README)"}
     # all four are written before the first is published (four renames, microseconds): a kill or
     # a full disk while writing leaves the previous four, never a mix of two runs
-    outputs = [mdir / ORGANIZATION_FILE, mdir / "organization.parquet", mdir / RECOVERY_FILE, mdir / ALICE_FILE]
+    outputs = [mdir / ORGANIZATION_FILE, mdir / ORGANIZATION_TABLE, mdir / RECOVERY_FILE, mdir / ALICE_FILE]
     with atomic_paths(*outputs) as (org_tmp, tidy_tmp, rec_tmp, alice_tmp):
         org_tmp.write_text(json.dumps({"models": per_model}, indent=1, default=_json_default) + "\n")
         tidy.to_parquet(tidy_tmp, index=False)

@@ -34,12 +34,11 @@ from .._utils.compute import executor_for
 from .._utils.reproducible import write_timings
 from ..errors import DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
-from .outputs import LINKS_FILE
+from ..encoding.outputs import GROUP_FILE, SUBJECT_GLOB, SUBJECT_PREFIX
+from .outputs import LINKS_FILE, MAPS_FILE, SUMMARY_FILE
 from .spin import spin_permutations
 from .threshold import threshold_maps
 
-GROUP_FILE = "group.npz"
-MAPS_FILE = "maps.npz"
 
 
 def surface_stimuli(encoding_root: str | Path, model: str, n_vertices: int) -> list[Path]:
@@ -54,14 +53,14 @@ def surface_stimuli(encoding_root: str | Path, model: str, n_vertices: int) -> l
 
 def read_subject_z(folder: Path) -> tuple[list[str], np.ndarray]:
     """Subject ids and z-maps (S, K, V) float32 of one encoding folder."""
-    files = sorted(folder.glob("sub-*.npz"))
+    files = sorted(folder.glob(SUBJECT_GLOB))
     if not files:
         raise DataError(folder, "no subject maps (sub-*.npz); re-run `dvc repro encode`")
     ids, zs = [], []
     for f in files:
         with np.load(f) as d:
             zs.append(d["z"])
-        ids.append(f.stem.removeprefix("sub-"))
+        ids.append(f.stem.removeprefix(SUBJECT_PREFIX))
     return ids, np.stack(zs)
 
 
@@ -133,7 +132,7 @@ def run_networks(
         shared = ex.share((nets, perms)) if todo else None
         done = ex.map(match_task, [(str(f), m, cfg) for m, f in todo], key_prefix="networks", shared=shared)
     # data and metrics are both written before either is published (data first, metrics last)
-    with atomic_paths(output, Path(metrics_dir) / "networks.json") as (tmp, metrics_tmp):
+    with atomic_paths(output, Path(metrics_dir) / SUMMARY_FILE) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
         for (model, folder), (table, maps, seconds) in zip(todo, done):
             dest = tmp / model / folder.name
@@ -152,7 +151,7 @@ def run_networks(
         cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
         links[cols].to_parquet(tmp / LINKS_FILE, index=False)
-        (tmp / "networks.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
         metrics_tmp.write_text(json.dumps(summary, indent=1) + "\n")
     write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})
     return summary

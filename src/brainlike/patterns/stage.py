@@ -39,7 +39,16 @@ from ..activations.store import SIDECAR, ActivationSet
 from ..errors import DataError
 from ._solvers import ColumnError
 from .estimator import SparseDictionary
-from .outputs import LAYER_HIST_PNG, METRICS_DIR
+from .outputs import (
+    ANS_FILE,
+    ATOMS_FILE,
+    CODES_FILE,
+    LAYER_HIST_FILE,
+    LAYER_HIST_PNG,
+    METRICS_DIR,
+    SIDECAR_FILE,
+    SUBGROUPS_FILE,
+)
 
 
 def primary_grid(aset: ActivationSet) -> dict:
@@ -146,14 +155,14 @@ def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
     atoms = pd.DataFrame(est.atoms_, columns=[f"atom_{k:03d}" for k in range(K)])
     atoms.insert(0, "time_s", frame)
     atoms.insert(0, "tr_index", np.arange(T, dtype=np.int32))
-    atoms.to_parquet(out / "atoms.parquet", index=False)
-    sp.save_npz(out / "codes.npz", est.codes_.astype(np.float32), compressed=True)
+    atoms.to_parquet(out / ATOMS_FILE, index=False)
+    sp.save_npz(out / CODES_FILE, est.codes_.astype(np.float32), compressed=True)
     sub, hist, ans_out = subgroup_tables(est.codes_, ans)
     with np.errstate(divide="ignore", invalid="ignore"):
         ans_out["r2"] = 1.0 - est.rss_ / est.tss_
-    ans_out.to_parquet(out / "ans.parquet", index=False)
-    sub.to_parquet(out / "subgroups.parquet", index=False)
-    hist.to_parquet(out / "layer_hist.parquet", index=False)
+    ans_out.to_parquet(out / ANS_FILE, index=False)
+    sub.to_parquet(out / SUBGROUPS_FILE, index=False)
+    hist.to_parquet(out / LAYER_HIST_FILE, index=False)
     by_layer = ans_out.assign(rss=est.rss_, tss=est.tss_).groupby(["tower", "layer"])[["rss", "tss"]].sum()
     r2_layer = {(f"{t}:{l}" if t != "text" else str(l)): round(float(1 - r.rss / r.tss), 6)
                 for (t, l), r in by_layer.iterrows()}
@@ -176,7 +185,7 @@ def fit_stimulus(folder: Path, cfg, out: Path) -> dict:
         # per-epoch wall times stay out: this file is a DVC output
         "trace": [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in est.trace_],
     } | metrics
-    (out / "patterns.json").write_text(json.dumps(sidecar, indent=1, default=float) + "\n")
+    (out / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1, default=float) + "\n")
     return metrics | {"fit_s": round(est.fit_time_s_, 2)}  # fit_s: for build/timings only
 
 

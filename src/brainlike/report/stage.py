@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..encoding.outputs import GROUP_FILE
+from ..metrics.outputs import ORGANIZATION_FILE
+from ..networks.outputs import LINKS_FILE
+from ..patterns.outputs import LAYER_HIST_FILE
 from ..stimulus import primary_stimulus as stimulus_rule
 from .html import ModelReport, build_report
 
@@ -55,10 +59,10 @@ def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = 
     compare_path = root / cfg.compare.with_suffix(".json")
     compare = pd.DataFrame(json.loads(compare_path.read_text())["models"]) if compare_path.is_file() else None
     metrics_dir = Path(params.paths.metrics)
-    org_path = root / metrics_dir / "organization.json"
+    org_path = root / metrics_dir / ORGANIZATION_FILE
     organization = json.loads(org_path.read_text()) if org_path.is_file() else {}
     enc_root, pat_root = Path(params.encoding.output), Path(params.patterns.output)
-    links_path = root / params.networks.output / "links.parquet"
+    links_path = root / params.networks.output / LINKS_FILE
     links_all = pd.read_parquet(links_path) if links_path.is_file() else None
     models = []
     for m in model_configs(params):
@@ -69,13 +73,13 @@ def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = 
             notes.append(f"no group atom maps ({enc_root.as_posix()}/{m.name}/*/group.npz): model not encoded")
         else:
             notes.append(f"stimulus {stim}")
-            with np.load(root / enc_root / m.name / stim / "group.npz", allow_pickle=False) as f:
+            with np.load(root / enc_root / m.name / stim / GROUP_FILE, allow_pickle=False) as f:
                 z = np.asarray(f["z"])
             if z.shape[-1] == N_FSAVERAGE5:
                 zmaps = z
             else:
                 notes.append(f"atom maps of {stim} are not on fsaverage5 ({z.shape[-1]} targets): no surface plot")
-            lh = root / pat_root / m.name / stim / "layer_hist.parquet"
+            lh = root / pat_root / m.name / stim / LAYER_HIST_FILE
             if lh.is_file():
                 counts, _ = layer_counts(pd.read_parquet(lh))
             else:
