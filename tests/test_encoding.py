@@ -216,6 +216,28 @@ def test_permutation_p_uniform_under_null_and_small_with_signal():
     assert 0.3 < pn.mean() < 0.7
 
 
+@pytest.mark.parametrize("highpass", ["fold", "run", "none"])
+def test_permutation_null_equals_refits_of_rolled_designs(highpass):
+    """The batched null (rolled rows gathered by index, one eigh per batch of shifts) is the
+    per-shift SVD refit of np.roll(X, k) with the same alphas, to rounding."""
+    rng = np.random.default_rng(16)
+    T, K, V = 160, 5, 30
+    X = _smooth(rng, T, K, 1.0)
+    Y = X @ rng.standard_normal((K, V)) + rng.standard_normal((T, V))
+    kw = dict(n_folds=4, gap=3, frame_times=np.arange(T) * TR, high_pass_s=128.0, highpass=highpass)
+    cv = cross_validated_ridge(X, Y, ALPHAS, n_inner_folds=3, **kw)
+    perm = permutation_test_r(X, Y, cv["alpha_index"], ALPHAS, n_permutations=7, seed=1, min_shift=15,
+                              return_null=True, **kw)
+    if highpass == "run":  # the run is filtered once, then the filtered design is rolled
+        B = drift_basis(kw["frame_times"], 128.0)
+        X, Y = (A - B @ np.linalg.lstsq(B, A, rcond=None)[0] for A in (X, Y))
+        kw["highpass"] = "none"
+    for k, null in zip(perm["shifts"], perm["null"], strict=True):
+        ref = permutation_test_r(np.roll(X, int(k), axis=0), Y, cv["alpha_index"], ALPHAS, n_permutations=1,
+                                 min_shift=15, **kw)["r"]
+        np.testing.assert_allclose(null, ref, rtol=0, atol=1e-10, err_msg=f"shift {k}")
+
+
 def test_sparse_fit_equals_sklearn_lasso():
     rng = np.random.default_rng(7)
     D = rng.standard_normal((150, 8))

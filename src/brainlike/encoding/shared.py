@@ -35,7 +35,8 @@ import torch
 from ..errors import ConfigError, DataError
 from ._backend import check_device, to_numpy, to_tensor, torch_dtype
 from .design import drift_basis, highpass
-from .ridge import _Decomp, _pearson, _predict, _Prep, _r2, _Split, block_folds, inner_folds
+from .ridge import (_Decomp, _pearson, _predict, _predict_batch, _Prep, _r2, _rolled_split, _shift_batch, _Split,
+                    block_folds, inner_folds)
 from .stats import bootstrap_ci
 
 DEFAULT_BAND_SCALES = (0.1, 0.316, 1.0, 3.16, 10.0)
@@ -212,18 +213,29 @@ def banded_ridge_shifted(
     ys = [(p(Yt)[0], p(St)[1]) for p in preps]  # the data are the same in every shift
     cand = [to_numpy(torch.as_tensor(candidate[f])) for f in range(n_folds)]
     used = [np.unique(c) for c in cand]
+    fixed = [np.asarray(b, dtype=np.float64).reshape(T, -1) for b in bands[:-1]]
+    last = np.asarray(bands[-1], dtype=np.float64).reshape(T, -1)
+    scales = list(band_scales) if fixed else [1.0]
     out = np.zeros((len(shifts), V))
-    for i, k in enumerate(shifts):
-        designs = _designs(list(bands[:-1]) + [np.roll(bands[-1], int(k), axis=0)], band_scales)
+    step = _shift_batch(T, V)
+    lt = to_tensor(last, dev, dt)
+    ft = [to_tensor(np.column_stack([g * b for b in fixed]), dev, dt) for g in scales] if fixed else []
+    for b0 in range(0, len(shifts), step):
+        ks = shifts[b0:b0 + step]
         for f, p in enumerate(preps):
             ytr, ste = ys[f]
-            pred = torch.empty(ste.shape, dtype=dt, device=dev)
+            ltr, lte = _rolled_split(p, lt, ks)  # the shifted band, (B, n, K)
             for c in used[f]:
-                m = torch.as_tensor(cand[f] == c, device=dev)
-                d = _Decomp(p, to_tensor(designs[c], dev, dt))
-                a = at[to_tensor(alpha_index[f][cand[f] == c], dev, torch.int64)]
-                pred[:, m] = _predict(d, ytr[:, m], a)
-            out[i] += to_numpy(_r2(ste, pred)) / n_folds
+                m = cand[f] == c
+                mt = torch.as_tensor(m, device=dev)
+                a = at[to_tensor(alpha_index[f][m], dev, torch.int64)]
+                xtr, xte = ltr, lte
+                if fixed:  # candidate c: the fixed bands scaled by band_scales[c], the shifted band as it is
+                    btr, bte = p(ft[c])
+                    xtr = torch.cat([btr.expand(len(ks), -1, -1), ltr], dim=2)
+                    xte = torch.cat([bte.expand(len(ks), -1, -1), lte], dim=2)
+                pred = _predict_batch(xtr, xte, ytr[:, mt], a)
+                out[b0:b0 + len(ks), m] += to_numpy(_r2(ste[:, mt], pred)) / n_folds
     return out
 
 

@@ -144,17 +144,27 @@ def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> t
 
 def _fbn_pair_mean(atoms: np.ndarray, links: pd.DataFrame, signed: bool) -> tuple[float, dict[str, float]]:
     """Mean over FBNs with >= 2 linked atoms of the mean pairwise r (times s_i s_j if ``signed``)."""
-    per = {}
-    for fbn, coupled in fbn_couplings(links).items():
+    return fbn_pair_means(atoms, fbn_couplings(links))[0 if signed else 1]
+
+
+def fbn_pair_means(atoms: np.ndarray, couplings: dict[str, dict[int, int]]) -> tuple[tuple, tuple]:
+    """Signed and unsigned ``(value, per_fbn)`` of :func:`within_fbn_consistency` from the
+    couplings of :func:`fbn_couplings` (computed once when the atoms are resampled, links fixed)."""
+    signed, unsigned = {}, {}
+    for fbn, coupled in couplings.items():
         if len(coupled) < 2:
             continue
         ids = sorted(coupled)
         r = _corr(atoms, ids)
-        if signed:
-            s = np.array([coupled[k] for k in ids], dtype=np.float64)
-            r = r * np.outer(s, s)
-        per[fbn] = float(np.mean(r[np.triu_indices(len(ids), 1)]))
-    return (float(np.mean(list(per.values()))) if per else float("nan")), per
+        upper = np.triu_indices(len(ids), 1)
+        s = np.array([coupled[k] for k in ids], dtype=np.float64)
+        signed[fbn] = float(np.mean((r * np.outer(s, s))[upper]))
+        unsigned[fbn] = float(np.mean(r[upper]))
+
+    def model(per):
+        return float(np.mean(list(per.values()))) if per else float("nan")
+
+    return (model(signed), signed), (model(unsigned), unsigned)
 
 
 def diversity(atoms: np.ndarray, links: pd.DataFrame) -> float:
@@ -163,7 +173,16 @@ def diversity(atoms: np.ndarray, links: pd.DataFrame) -> float:
     1: linked atoms are uncorrelated; 0: they are all the same time course up to sign.
     NaN with fewer than two linked atoms.
     """
-    ids = sorted(_linked(links)["atom"].unique().tolist())
+    return diversity_of(atoms, linked_atoms(links))
+
+
+def linked_atoms(links: pd.DataFrame) -> list[int]:
+    """Sorted ids of the atoms with at least one link."""
+    return sorted(_linked(links)["atom"].unique().tolist())
+
+
+def diversity_of(atoms: np.ndarray, ids: list[int]) -> float:
+    """:func:`diversity` over the atoms ``ids`` (see :func:`linked_atoms`)."""
     if len(ids) < 2:
         return float("nan")
     r = _corr(atoms, ids)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .organization import balance, diversity, within_fbn_consistency, within_fbn_consistency_unsigned
+from .organization import balance, diversity_of, fbn_couplings, fbn_pair_means, linked_atoms
 
 
 def block_resamples(n_rows: int, block: int, n_boot: int, seed: int = 0) -> np.ndarray:
@@ -87,14 +87,15 @@ def organization_cis(atoms: np.ndarray, links: pd.DataFrame, metrics: dict, n_bo
         units[name] = unit
 
     boots = {"within_fbn_consistency": [], "within_fbn_consistency_unsigned": [], "diversity": [], "balance": []}
+    couplings, ids = fbn_couplings(links), linked_atoms(links)  # links are held fixed: read them once
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for rows in block_resamples(A.shape[0], block_trs, n_boot, seed):
             Ab = A[rows]
-            c = within_fbn_consistency(Ab, links)[0]
-            d = diversity(Ab, links)
+            (c, _), (c_unsigned, _) = fbn_pair_means(Ab, couplings)
+            d = diversity_of(Ab, ids)
             boots["within_fbn_consistency"].append(c)
-            boots["within_fbn_consistency_unsigned"].append(within_fbn_consistency_unsigned(Ab, links)[0])
+            boots["within_fbn_consistency_unsigned"].append(c_unsigned)
             boots["diversity"].append(d)
             boots["balance"].append(balance(d, c))
     unit_time = f"time: moving-block bootstrap of TRs (blocks of {block_trs}), links fixed"
