@@ -1,4 +1,5 @@
-"""Fan-out on Dask (``compute:``): serial and a real LocalCluster give the same results.
+"""Fan-out (``compute:``): serial, forked worker processes and a real Dask LocalCluster give the
+same results.
 
 No mocks: real ``dask.distributed`` clusters of worker processes, a worker really killed
 mid-task, and the real stages encode -> networks -> metrics on the small study of
@@ -22,7 +23,7 @@ import pytest
 from brainlike._utils.compute import ENV_SCHEDULER, effective_scheduler, open_executor
 from brainlike.config import ComputeConfig
 from brainlike.encoding.stage import run_baseline, run_encode
-from brainlike.errors import ConfigError, DataError
+from brainlike.errors import BrainlikeError, ConfigError, DataError
 from brainlike.metrics.stage import run_metrics
 from brainlike.networks.stage import run_networks
 
@@ -31,6 +32,7 @@ from test_stages import one_thread, study  # noqa: F401  (module fixtures, reuse
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL2 = ComputeConfig(scheduler="local", n_workers=2, threads_per_worker=1, memory_limit="3GiB", retries=2)
+PROCESSES2 = ComputeConfig(scheduler="processes", n_workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,32 @@ def test_killed_worker_is_retried(tmp_path):
     assert got[1][1] != int(marker.read_text())  # item 1 finished on another process than the killed one
 
 
+def test_processes_like_serial(tmp_path):
+    """Forked workers: same results in input order, shared values, task errors unchanged."""
+    marker = tmp_path / "no-kill"
+    marker.write_text("0")  # die_once kills nobody once its marker exists
+    with open_executor(PROCESSES2) as ex, open_executor(ComputeConfig()) as serial:
+        assert ex.in_process and ex.n_workers == 2 and ex.scheduler == "processes"
+        for w, g in zip(serial.map(solve, range(12)), ex.map(solve, range(12)), strict=True):
+            np.testing.assert_array_equal(w, g)
+        assert ex.map(slow_identity, range(5)) == [0, 1, 2, 3, 4]
+        assert ex.map(np.multiply, [1, 2], shared=ex.share(np.arange(4)))[1].tolist() == [0, 2, 4, 6]
+        pids = {pid for _, pid in ex.map(die_once, [(i, str(marker)) for i in range(6)])}
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2  # ran in forked workers
+        assert {pid for _, pid in ex.map(die_once, [(0, str(marker)), (2, str(marker))], fork=False)} == {os.getpid()}
+        with pytest.raises(DataError) as err:
+            ex.map(bad_input, range(4))
+        assert err.value.path == "/data/item-2.npz" and err.value.field == "values"
+
+
+def test_processes_dead_worker_is_one_clear_error(tmp_path):
+    """No retries with forked workers: a worker killed mid-task fails the map with a named error."""
+    marker = tmp_path / "killed"
+    with open_executor(PROCESSES2) as ex, pytest.raises(BrainlikeError, match=r"'processes'.*die_once.*died"):
+        ex.map(die_once, [(i, str(marker)) for i in range(4)])
+    assert marker.is_file()
+
+
 # --- the stages --------------------------------------------------------------------------------
 def _stages(p, metrics_dir: Path, compute) -> dict:
     val = Path(p.paths.metrics) / "validation.json"
@@ -142,20 +170,28 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame, what) -> None:
             assert x.tolist() == y.tolist(), f"{what} [{c}]"
 
 
-def test_stages_local_cluster_equal_serial(study, one_thread, tmp_path):  # noqa: F811
-    """encode -> networks -> metrics with a LocalCluster of 2 workers == serial, bit for bit."""
-    def redirected(d: Path):
-        enc = study.encoding.model_copy(update={"output": d / "enc", "baseline_output": d / "base"})
-        return study.model_copy(update={"encoding": enc, "networks": study.networks.model_copy(update={"output": d / "net"})})
+def _redirected(study, d: Path):
+    enc = study.encoding.model_copy(update={"output": d / "enc", "baseline_output": d / "base"})
+    return study.model_copy(update={"encoding": enc, "networks": study.networks.model_copy(update={"output": d / "net"})})
 
-    p_serial, p_local = redirected(tmp_path / "s"), redirected(tmp_path / "l")
-    ms, ml = tmp_path / "s/metrics", tmp_path / "l/metrics"
-    t = time.perf_counter()
-    _stages(p_serial, ms, None)
-    t_serial = time.perf_counter() - t
-    with open_executor(LOCAL2) as ex:  # one cluster for the three stages, as tools/compute_check.py
+
+@pytest.fixture(scope="module")
+def serial_run(study, one_thread, tmp_path_factory):  # noqa: F811
+    """encode -> networks -> metrics run serially: (params, metrics folder), the reference."""
+    d = tmp_path_factory.mktemp("serial")
+    p = _redirected(study, d)
+    _stages(p, d / "metrics", None)
+    return p, d / "metrics"
+
+
+@pytest.mark.parametrize("cfg", [LOCAL2, PROCESSES2], ids=["local", "processes"])
+def test_stages_equal_serial(cfg, serial_run, study, one_thread, tmp_path):  # noqa: F811
+    """encode -> networks -> metrics on 2 workers (a LocalCluster, forked processes) == serial, bit for bit."""
+    p_serial, ms = serial_run
+    p_local, ml = _redirected(study, tmp_path / "l"), tmp_path / "l/metrics"
+    with open_executor(cfg) as ex:  # one executor for the three stages, as tools/compute_check.py
+        assert ex.n_workers == 2
         _stages(p_local, ml, ex)
-    print(f"serial {t_serial:.1f} s, local(2) {time.perf_counter() - t - t_serial:.1f} s")
     pairs = [(Path(p_serial.encoding.output), Path(p_local.encoding.output)),
              (Path(p_serial.encoding.baseline_output), Path(p_local.encoding.baseline_output)),
              (Path(p_serial.networks.output), Path(p_local.networks.output))]

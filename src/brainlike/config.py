@@ -489,7 +489,9 @@ class RegistryConfig(_Section):
 class ComputeConfig(_Section):
     """Where independent units of work (per model, subject, stimulus, spin test) run.
 
-    ``serial`` runs them one after another in the stage's process; ``local`` starts a
+    ``serial`` runs them one after another in the stage's process; ``processes`` forks one
+    worker per core from it for each batch of tasks (what params.yaml ships: both cores of a small
+    machine at no start-up cost); ``local`` starts a
     ``dask.distributed.LocalCluster`` sized to the machine; an address (``tcp://host:8786``)
     connects to a running scheduler -- which is how a Slurm (dask-jobqueue) or Kubernetes
     (dask-kubernetes) cluster is used. Results are the same for every choice, so DVC does not
@@ -497,10 +499,10 @@ class ComputeConfig(_Section):
     """
 
     scheduler: str = Field(
-        "serial", description="serial | local | a Dask scheduler address (tcp://host:port, tls://..., inproc://...)"
+        "serial", description="serial | processes | local | a Dask scheduler address (tcp://host:port, tls://...)"
     )
-    n_workers: int | None = Field(None, ge=1, le=4096, description="local: worker processes (default: one per core)")
-    threads_per_worker: int = Field(1, ge=1, le=256, description="local: threads per worker (BLAS threads too)")
+    n_workers: int | None = Field(None, ge=1, le=4096, description="processes/local: workers (default: one per core)")
+    threads_per_worker: int = Field(1, ge=1, le=256, description="processes/local: threads per worker (BLAS too)")
     memory_limit: str = Field("auto", description="local: memory per worker ('auto', '4GiB', ...)")
     retries: int = Field(2, ge=0, le=20, description="Resubmissions of a task whose worker died")
 
@@ -508,10 +510,10 @@ class ComputeConfig(_Section):
     @classmethod
     def _scheduler(cls, value: str) -> str:
         v = value.strip()
-        if v in ("serial", "local") or re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", v):
+        if v in ("serial", "processes", "local") or re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", v):
             return v
         raise ValueError(
-            f"compute.scheduler must be 'serial', 'local' or a Dask scheduler address such as "
+            f"compute.scheduler must be 'serial', 'processes', 'local' or a Dask scheduler address such as "
             f"tcp://10.0.0.5:8786, got {value!r}"
         )
 

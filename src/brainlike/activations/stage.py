@@ -114,7 +114,8 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
                 vlm = family.name in vlm_families()
                 stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
                 jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded) for stim in stims]
-            for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract"):
+            # fork=False: a forward pass already uses every core (torch threads)
+            for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract", fork=False):
                 done[name][stim_id] = report.get("status")
                 emit({"model": name, "stimulus": stim_id} | report)
             del jobs, loaded  # release this model before the next one loads

@@ -1,4 +1,4 @@
-"""Check that a Dask cluster gives the same organization metrics as the serial `dvc repro`.
+"""Check that a Dask cluster gives the same organization metrics as the `dvc repro` run.
 
     python -m brainlike.checks compute [--params params.yaml] [--scheduler local] [--n-workers N]
                                        [--out build/compute-check] [--reference metrics/organization.json]
@@ -10,7 +10,7 @@ there: ``encoding.output``, ``encoding.baseline_output``, ``networks.output`` an
 folder. Inputs are the real ones: ``paths.prepared``, ``patterns.output``, ``paths.atlases`` and
 ``<paths.metrics>/validation.json``. The DVC-tracked outputs are never written.
 
-Then compares ``<out>/metrics/organization.json`` with ``--reference`` (the serial run's, by
+Then compares ``<out>/metrics/organization.json`` with ``--reference`` (the `dvc repro` run's, by
 default ``<paths.metrics>/organization.json``): organization.json holds no timing field, so
 the two must be identical. Prints the first differences and exits 1 if they are not.
 ``$BRAINLIKE_COMPUTE_SCHEDULER`` still overrides the scheduler (e.g. a Slurm cluster's address).
@@ -36,9 +36,10 @@ from ..networks.stage import run_networks
 from .reproduce import differences as reproduce_differences
 
 
-# Floats may differ in the last digits (~1e-16 relative): the shared-response fits run in the
-# stage's own process, whose torch thread count is not pinned like the per-run tasks' (to be
-# pinned; seen in the bootstrap CI of a unique-variance mean). Anything larger is a difference.
+# Every fit, the shared-response fits included, now runs pinned to encoding.threads, and the
+# small-study test finds serial, processes and local identical bit for bit; the tolerance is a
+# margin for BLAS kernels that differ between machines, not for scheduling. Anything larger is a
+# difference.
 REL_TOL = 1e-12
 
 

@@ -48,6 +48,7 @@ the stage's process, so the outputs do not depend on where the fits ran.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -207,6 +208,22 @@ class RunJob:
     run: Run | None = None
 
 
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Torch and numpy's BLAS on ``n`` threads inside the block (None: as they are), then restored."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def fit_run_job(job: RunJob) -> dict:
     """:func:`encode_run` of one :class:`RunJob` (a Dask task; also run in process by ``serial``).
 
@@ -216,9 +233,6 @@ def fit_run_job(job: RunJob) -> dict:
     worker of any machine. Returns :func:`encode_run`'s dict plus ``run_id``, ``subject``,
     ``regressors`` (where the baseline regressors came from) and ``task_s``.
     """
-    import torch
-    from threadpoolctl import threadpool_limits
-
     t = time.perf_counter()
     run = job.run
     if run is None:
@@ -232,16 +246,40 @@ def fit_run_job(job: RunJob) -> dict:
     else:
         A, times, names, source = job.atoms
         X, src = atoms_on_run(A, times, run, source), None
-    old = torch.get_num_threads()
-    if job.cfg.threads:
-        torch.set_num_threads(job.cfg.threads)
-    try:
-        with threadpool_limits(limits=job.cfg.threads):  # None: as they are
-            res = encode_run(X, run, job.cfg, job.networks, names)
-    finally:
-        torch.set_num_threads(old)
+    with _threads(job.cfg.threads):
+        res = encode_run(X, run, job.cfg, job.networks, names)
     return res | {"run_id": run.run_id, "subject": str(run.subject), "regressors": src,
                   "task_s": time.perf_counter() - t}
+
+
+@dataclass
+class SharedJob:
+    """The shared-response fit of one stimulus (a task beside its runs' :class:`RunJob`).
+
+    It needs every run of the stimulus in memory, so it is only submitted where tasks see the
+    caller's memory (``serial``, ``processes``); on Dask it runs in the stage's process.
+    """
+
+    runs: list[Run]
+    atoms: tuple[np.ndarray, np.ndarray, list[str], str]
+    cfg: EncodingConfig
+    networks: tuple[list[str], np.ndarray] | None
+
+
+def fit_shared_job(job: SharedJob) -> dict:
+    """:func:`~brainlike.encoding.fit.shared_fit` of a :class:`SharedJob`, as its JSON report,
+    with ``shared_s`` (seconds) added. Threads are pinned as in :func:`fit_run_job`."""
+    t = time.perf_counter()
+    A, times, _, source = job.atoms
+    with _threads(job.cfg.threads):
+        sh = shared_fit(job.runs, lambda r: atoms_on_run(A, times, r, source), job.cfg, job.networks)
+        rep = shared_report(sh, job.cfg.fdr_alpha, job.cfg.n_boot, job.cfg.ci_level)
+    return {"report": rep, "shared_s": time.perf_counter() - t}
+
+
+def encode_task(job: RunJob | SharedJob) -> dict:
+    """One task of the encode stage: a run's fit or a stimulus's shared-response fit."""
+    return fit_shared_job(job) if isinstance(job, SharedJob) else fit_run_job(job)
 
 
 def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> dict:
@@ -388,7 +426,8 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
     nets_cache: dict = {}
     with executor_for(compute) as ex:
         # every run of every stimulus is one independent task; the group level stays here
-        jobs, per_stim = [], []
+        # shared-response fits (several runs each, the longest tasks) go first, where tasks see memory
+        jobs, per_stim, shared_jobs = [], [], []
         for stim, folder in items:
             runs = by_stim.get(stim)
             if not runs:
@@ -397,7 +436,15 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             atoms = None if baseline else (*load_atoms(folder), str(folder / ATOMS_FILE))
             per_stim.append((stim, runs, atoms, len(jobs)))
             jobs += [RunJob(r.run_id, str(prepared), cfg, nets, atoms, r if ex.in_process else None) for r in runs]
-        results = ex.map(fit_run_job, jobs, key_prefix=f"encode-{name}")
+            if not baseline and cfg.shared:
+                shared_jobs.append((stim, SharedJob(runs, atoms, cfg, nets)))
+        if ex.in_process:
+            done = ex.map(encode_task, [j for _, j in shared_jobs] + jobs, key_prefix=f"encode-{name}")
+            shared_res, results = done[:len(shared_jobs)], done[len(shared_jobs):]
+        else:
+            results = ex.map(fit_run_job, jobs, key_prefix=f"encode-{name}")
+            shared_res = [fit_shared_job(j) for _, j in shared_jobs]
+        shared = {stim: r for (stim, _), r in zip(shared_jobs, shared_res)}
     path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
     # data and metrics are both written before either is published (data first, metrics last)
     with atomic_paths(dest, path) as (tmp, metrics_tmp):
@@ -412,15 +459,12 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             else:
                 s["n_atoms"] = len(atoms[2])
                 if cfg.shared:
-                    t_sh = time.perf_counter()
-                    sh = shared_fit(runs, lambda r, a=atoms: atoms_on_run(a[0], a[1], r, a[3]), cfg,
-                                    _networks_if_needed(runs, cfg, atlases_root, nets_cache))
-                    rep = shared_report(sh, cfg.fdr_alpha, cfg.n_boot, cfg.ci_level)
-                    (tmp / stim / SHARED_FILE).write_text(json.dumps(rep, indent=1) + "\n")
-                    s["shared"] = {"status": rep["status"]}
-                    timings[stim]["shared_s"] = round(time.perf_counter() - t_sh, 2)
-            # seconds spent on this stimulus: its run fits (wherever they ran) + the group level
-            total = sum(r["task_s"] for r in res) + time.perf_counter() - t
+                    sh = shared[stim]
+                    (tmp / stim / SHARED_FILE).write_text(json.dumps(sh["report"], indent=1) + "\n")
+                    s["shared"] = {"status": sh["report"]["status"]}
+                    timings[stim]["shared_s"] = round(sh["shared_s"], 2)
+            # seconds spent on this stimulus: its run and shared fits (wherever they ran) + the group level
+            total = sum(r["task_s"] for r in res) + timings[stim].get("shared_s", 0.0) + time.perf_counter() - t
             timings[stim]["total_s"] = round(total, 2)
             s |= {"name": name, "stimulus": stim, "space": runs[0].space, "params": cfg.model_dump(mode="json")}
             (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
