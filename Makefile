@@ -13,19 +13,25 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check
+.PHONY: setup lock run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check
 
 setup: $(STAMP) $(VENDOR)/vendor.json
 
 # torch first, with pip, from the pinned local CPU build; then uv installs the project
 # (uv does not see the local torch file, but keeps the installed one since it satisfies the pin).
-$(STAMP): pyproject.toml requirements-data.txt
+# requirements.lock holds every other package at the version the committed outputs were built with.
+$(STAMP): pyproject.toml requirements-data.txt requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
 	@$(BIN)/python -m pip install -q torch==2.13.0
-	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -e '.[dev]'
-	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -r requirements-data.txt
+	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -c requirements.lock -e '.[dev]'
+	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -c requirements.lock -r requirements-data.txt
 	@touch $@
+
+# Re-pin requirements.lock to what the venv holds (after changing pyproject.toml and `make setup`).
+lock: setup
+	@{ grep '^#' requirements.lock; $(BIN)/uv pip freeze --python $(BIN)/python | grep -v -E '^-e |^torch==|^brainlike'; } > requirements.lock.tmp
+	@mv requirements.lock.tmp requirements.lock
 
 # Offline HTML assets (GX Data Docs, DVC plots): exact versions from the npm registry.
 $(VENDOR)/vendor.json: tools/vendor_assets.py | $(STAMP)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import brainlike  # noqa: F401  (first: pins the float kernels before a test module loads numpy)
+
 
 def alice_dir() -> Path:
     """Where the real Alice data live: ``$BRAINLIKE_ALICE``, else the repository's copy ``data/raw/alice-brennan2016``."""

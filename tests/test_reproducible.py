@@ -237,3 +237,25 @@ def test_reproduce_check_refuses_a_workspace_that_is_not_clean(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.startswith("reproduce: ") and "copy" in err
     assert list(scratch.iterdir()) == [] and not (ws / "out.txt").exists()
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"), reason="x86-64 kernels")
+def test_importing_brainlike_caps_float_kernels_at_avx2():
+    """`import brainlike` before numpy/torch: numpy dispatches no AVX-512 kernel, OpenBLAS runs its
+    Haswell kernels, torch its AVX2 ones, on any x86-64 CPU; BRAINLIKE_NATIVE_KERNELS=1 opts out."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import brainlike, numpy, torch, threadpoolctl\n"
+            "from numpy._core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f\n"
+            "blas = [i for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas']\n"
+            "print(sorted(k for k in d if f.get(k) and k.startswith(('AVX512', 'X86_V4'))),"
+            " blas[0]['architecture'], torch.backends.cpu.get_cpu_capability())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("BRAINLIKE_NATIVE_KERNELS", "OPENBLAS_CORETYPE",
+                                                          "NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "Haswell", "AVX2"], out.stdout + out.stderr
+    native = subprocess.run([sys.executable, "-c", "import brainlike, os; print(os.environ.get('OPENBLAS_CORETYPE'))"],
+                            env=env | {"BRAINLIKE_NATIVE_KERNELS": "1"}, capture_output=True, text=True, check=True)
+    assert native.stdout.strip() == "None"

@@ -5,4 +5,10 @@ imports higher): data -> validation -> stimulus -> activations -> patterns -> en
 networks -> metrics -> registry -> report -> cli.
 """
 
+from ._utils.offline import set_kernel_env
+
+# before any submodule imports numpy or torch: the same float kernels on every CPU (README,
+# "Reproducible outputs")
+set_kernel_env()
+
 __version__ = "0.1.0"
