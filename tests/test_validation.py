@@ -481,3 +481,32 @@ def test_prepare_publishes_the_store_and_its_summary_together(tmp_path):
         prepare_all(params(blocked))
     assert (store / "old.txt").read_text() == "the previous store"  # not replaced
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("has_filter", [True, False], ids=["data-filter", "python<3.11.4"])
+def test_vendored_archives_extract_plain_files_only(tmp_path, monkeypatch, has_filter):
+    """npm tarballs: a plain package extracts; a member escaping the folder is refused, with or
+    without tarfile's 'data' filter (Debian 12's Python 3.11.2 has none)."""
+    import io
+    import tarfile
+
+    from brainlike.validation.docs import OfflineDocsError, _extract_data
+
+    if not has_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def tarball(name: str) -> Path:
+        path = tmp_path / f"{abs(hash(name))}.tgz"
+        with tarfile.open(path, "w:gz") as tar:
+            data = b"x"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return path
+
+    with tarfile.open(tarball("package/dist/vega.js")) as tar:
+        _extract_data(tar, tmp_path / "ok")
+    assert (tmp_path / "ok/package/dist/vega.js").read_bytes() == b"x"
+    with tarfile.open(tarball("../evil.js")) as tar, pytest.raises((OfflineDocsError, tarfile.FilterError)):
+        _extract_data(tar, tmp_path / "bad")
+    assert not (tmp_path / "evil.js").exists()

@@ -143,7 +143,7 @@ def vendor_assets(dest: str | Path, npm: str = "npm") -> dict:
                 folder = dest / _spec_dir(spec)
                 shutil.rmtree(folder, ignore_errors=True)
                 with tarfile.open(Path(tmp) / info["filename"]) as tar:
-                    tar.extractall(Path(tmp) / "x" / _spec_dir(spec), filter="data")
+                    _extract_data(tar, Path(tmp) / "x" / _spec_dir(spec))
                 os.replace(Path(tmp) / "x" / _spec_dir(spec) / "package", folder)
                 manifest[spec] = {"name": info["name"], "version": info["version"], "integrity": info["integrity"],
                                   "folder": folder.name}
@@ -152,6 +152,19 @@ def vendor_assets(dest: str | Path, npm: str = "npm") -> dict:
     if missing:
         raise OfflineDocsError(f"{dest}: vendored packages lack {missing}")
     return manifest
+
+
+def _extract_data(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract plain files and folders only, inside ``dest`` (tarfile's 'data' filter; Python
+    3.11 before 3.11.4, e.g. Debian 12's, lacks it, so the same rule is applied by hand)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    for m in tar.getmembers():
+        parts = Path(m.name).parts
+        if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or ".." in parts:
+            raise OfflineDocsError(f"{tar.name}: refusing archive member {m.name!r} (not a plain file inside the package)")
+    tar.extractall(dest)
 
 
 def _asset_source(vendor: Path, manifest: dict, asset: Asset) -> Path:
