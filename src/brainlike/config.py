@@ -158,7 +158,7 @@ class EmbeddedConfig(_Section):
         return self
 
 
-# --- validation section: owned by the validation layer (issue 3) -----------------------
+# --- validation section: owned by the validation layer ---------------------------------------
 class ValidationConfig(_Section):
     """Thresholds of the Great Expectations data gates (stage ``validate``)."""
 
@@ -210,7 +210,7 @@ class ValidationConfig(_Section):
 # --- end of validation section ----------------------------------------------------------
 
 
-# --- models section: owned by the activations layer (issue 4) ---------------------------
+# --- models section: owned by the activations layer ------------------------------------------
 NeuronSite = Literal["ffn_out", "ffn_hidden", "attn_out"]
 TokenPooling = Literal["mean", "first", "last"]
 HrfName = Literal["spm", "glover", "fir"]
@@ -290,7 +290,7 @@ def default_models() -> list[ModelConfig]:
 # --- end of models section ---------------------------------------------------------------
 
 
-# --- patterns section: owned by the patterns layer (issue 5) -----------------------------
+# --- patterns section: owned by the patterns layer -------------------------------------------
 class PatternsConfig(_Section):
     """Pattern bases: sparse dictionary learning over all ANs (stage ``patterns``; README: pattern bases).
 
@@ -323,7 +323,7 @@ class PatternsConfig(_Section):
 # --- end of patterns section -------------------------------------------------------------
 
 
-# --- encoding section: owned by the encoding layer (issue 6) -----------------------------
+# --- encoding section: owned by the encoding layer -------------------------------------------
 def _default_alphas() -> list[float]:
     return [float(10.0**e) for e in range(-1, 7)]  # 0.1 ... 1e6
 
@@ -405,7 +405,7 @@ class EncodingConfig(_Section):
 # --- end of encoding section -------------------------------------------------------------
 
 
-# --- networks/metrics section: owned by the networks and metrics layers (issue 6) --------
+# --- networks/metrics section: owned by the networks and metrics layers ----------------------
 class NetworksConfig(_Section):
     """Matching atom maps to functional brain networks (stage ``networks``; README: network matching)."""
 
@@ -454,7 +454,7 @@ class MetricsConfig(_Section):
 # --- end of networks/metrics section -----------------------------------------------------
 
 
-# --- registry section: owned by the registry and report layers (issue 7) -----------------
+# --- registry section: owned by the registry and report layers -------------------------------
 class RegistryConfig(_Section):
     """The MLflow registry, the comparison table and the report (stages ``register``, ``report``).
 

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(quick: bool = False, params: str | Path | None = "params.yaml") -> list[dict]:
-    """Both curves at the issue's sizes (``quick``: tiny sizes for tests)."""
+    """Both curves at their default sizes (``quick``: tiny sizes for tests)."""
     if quick:
         return [encode_curve((200, 400, 800), T=120, K=8, params=params, n_network_targets=4),
                 dictionary_curve((1000, 2000, 4000), T=60, K=8, epochs=2)]
@@ -237,7 +237,7 @@ NARRATIVES = {"n_subjects": 345, "n_scans": 891, "n_stories": 27, "stimulus_hour
               "tr_s": 1.5}
 
 #: Models of the projection: ANs stored by the default site (ffn_out; the 7B: LLaMA-7B FFN width
-#: 11,008 x 32 layers, as in the issue) and the extraction bench entry whose tokens/s it uses.
+#: 11,008 x 32 layers) and the extraction bench entry whose tokens/s it uses.
 #: Non-embedding parameters scale the 7B's tokens/s from Gemma-3-270M's measured rate (forward
 #: FLOPs ~ 2 x non-embedding parameters per token): Gemma-3-270M has ~100M transformer + ~170M
 #: embedding parameters, LLaMA-7B ~6.5B non-embedding.
