@@ -33,6 +33,7 @@ from test_stages import one_thread, study  # noqa: F401  (module fixtures, reuse
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL2 = ComputeConfig(scheduler="local", n_workers=2, threads_per_worker=1, memory_limit="3GiB", retries=2)
 PROCESSES2 = ComputeConfig(scheduler="processes", n_workers=2)
+SERIAL = ComputeConfig(scheduler="serial")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def local2():
 # --- the executor ----------------------------------------------------------------------------
 def test_serial_and_local_identical_in_order(local2):
     assert local2.n_workers == 2 and not local2.in_process
-    with open_executor(ComputeConfig()) as serial:
+    with open_executor(SERIAL) as serial:
         assert serial.in_process
         want = serial.map(solve, range(12))
     got = local2.map(solve, range(12), key_prefix="solve")
@@ -63,11 +64,12 @@ def test_task_errors_come_back_unchanged(local2):
     assert "expected 3 columns" in str(err.value)
 
 
-def test_serial_never_imports_dask():
+def test_serial_and_processes_never_import_dask():
     code = ("import sys; from brainlike._utils.compute import open_executor\n"
             "with open_executor(None) as ex: assert ex.map(abs, [-1, 2]) == [1, 2]\n"
             "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'dask imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, ENV_SCHEDULER: ""})
+    for scheduler in ("serial", "processes"):
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, ENV_SCHEDULER: scheduler})
 
 
 def test_unreachable_address_is_a_config_error():
@@ -105,7 +107,7 @@ def test_processes_like_serial(tmp_path):
     """Forked workers: same results in input order, shared values, task errors unchanged."""
     marker = tmp_path / "no-kill"
     marker.write_text("0")  # die_once kills nobody once its marker exists
-    with open_executor(PROCESSES2) as ex, open_executor(ComputeConfig()) as serial:
+    with open_executor(PROCESSES2) as ex, open_executor(SERIAL) as serial:
         assert ex.in_process and ex.n_workers == 2 and ex.scheduler == "processes"
         for w, g in zip(serial.map(solve, range(12)), ex.map(solve, range(12)), strict=True):
             np.testing.assert_array_equal(w, g)
@@ -180,7 +182,7 @@ def serial_run(study, one_thread, tmp_path_factory):  # noqa: F811
     """encode -> networks -> metrics run serially: (params, metrics folder), the reference."""
     d = tmp_path_factory.mktemp("serial")
     p = _redirected(study, d)
-    _stages(p, d / "metrics", None)
+    _stages(p, d / "metrics", SERIAL)
     return p, d / "metrics"
 
 

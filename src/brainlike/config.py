@@ -490,7 +490,7 @@ class ComputeConfig(_Section):
     """Where independent units of work (per model, subject, stimulus, spin test) run.
 
     ``serial`` runs them one after another in the stage's process; ``processes`` forks one
-    worker per core from it for each batch of tasks (what params.yaml ships: both cores of a small
+    worker per core from it for each batch of tasks (the default: both cores of a small
     machine at no start-up cost); ``local`` starts a
     ``dask.distributed.LocalCluster`` sized to the machine; an address (``tcp://host:8786``)
     connects to a running scheduler -- which is how a Slurm (dask-jobqueue) or Kubernetes
@@ -499,7 +499,7 @@ class ComputeConfig(_Section):
     """
 
     scheduler: str = Field(
-        "serial", description="serial | processes | local | a Dask scheduler address (tcp://host:port, tls://...)"
+        "processes", description="serial | processes | local | a Dask scheduler address (tcp://host:port, tls://...)"
     )
     n_workers: int | None = Field(None, ge=1, le=4096, description="processes/local: workers (default: one per core)")
     threads_per_worker: int = Field(1, ge=1, le=256, description="processes/local: threads per worker (BLAS too)")

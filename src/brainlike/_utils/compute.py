@@ -96,7 +96,7 @@ class _Raised:
 
 
 class Executor:
-    """Runs independent tasks serially or on a Dask cluster; made by :func:`open_executor`.
+    """Runs independent tasks serially, on forked processes or on a Dask cluster; made by :func:`open_executor`.
 
     Attributes
     ----------
@@ -258,6 +258,14 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
         yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
         return
     if scheduler == "processes":
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():  # Windows
+            import warnings
+
+            warnings.warn("compute.scheduler 'processes' needs fork (Linux, macOS): running serially", stacklevel=3)
+            yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
+            return
         yield Executor("processes", None, cfg.threads_per_worker, cfg.retries,
                        forks=cfg.n_workers or os.cpu_count() or 1)
         return
@@ -299,7 +307,7 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
 @contextlib.contextmanager
 def executor_for(compute=None) -> Iterator[Executor]:
     """``compute`` as an executor: an open :class:`Executor` is used as it is (several stages
-    share one cluster), a ComputeConfig (or None: serial) is opened and closed here."""
+    share one cluster), a ComputeConfig (or None: the default one) is opened and closed here."""
     if isinstance(compute, Executor):
         yield compute
         return

@@ -4,8 +4,9 @@
 :func:`run_extract` extracts named models on every prepared stimulus that passed the data
 gates, writing ``<extract.output>/<model>/<stimulus>/`` and ``<extract.output>/<model>/index.json``.
 
-Every (model, stimulus) is an independent task run where ``compute:`` says: serially here
-(each model loaded once, one model in memory at a time), or on Dask workers that load the
+Every (model, stimulus) is an independent task run where ``compute:`` says: here, one after
+another, with ``serial`` and ``processes`` (each model loaded once, one model in memory at a
+time; the forward pass already uses every core), or on Dask workers that load the
 model themselves and write into ``extract.output`` (a filesystem shared with this process).
 Several models in one call let a cluster extract a whole model zoo at once; DVC runs one model
 per stage ``extract@<model>``.

@@ -42,7 +42,7 @@ dataset's own ``baseline_columns`` when its confounds have them.
 Wall times go to the untracked ``build/timings/encode@<name>.json`` (``encode_baseline.json``),
 not to the DVC outputs: ``total_s`` of a stimulus is the seconds its run fits took (wherever they
 ran) plus its group level. The per-run fits are independent tasks (:class:`RunJob`, :func:`fit_run_job`) run where
-``compute`` says (serially here, or on Dask workers); the group level and every write stay in
+``compute`` says (here, on forked processes, or on Dask workers); the group level and every write stay in
 the stage's process, so the outputs do not depend on where the fits ran.
 """
 
@@ -381,7 +381,7 @@ def run_encode(
     Parameters
     ----------
     compute : ComputeConfig or Executor, optional
-        Where the per-run fits run (default: serially, in this process); the group level
+        Where the per-run fits run (default: ``ComputeConfig()``, forked processes); the group level
         and the writing stay here. The outputs are the same for every choice.
 
     Raises

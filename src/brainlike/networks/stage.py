@@ -117,7 +117,7 @@ def run_networks(
     output : the stage's output folder (``networks.output``)
     metrics_dir : ``paths.metrics``
     compute : ComputeConfig or Executor, optional
-        Where the (model, stimulus) matches run (default: serially, in this process).
+        Where the (model, stimulus) matches run (default: ``ComputeConfig()``, forked worker processes).
     """
     t0 = time.perf_counter()
     nets = network_set(cfg.atlases, atlases_root)

@@ -206,7 +206,7 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, com
     Parameters
     ----------
     compute : ComputeConfig or Executor, optional
-        Where the per-stimulus fits run (default: serially, in this process).
+        Where the per-stimulus fits run (default: ``ComputeConfig()``, forked worker processes).
 
     Raises
     ------
