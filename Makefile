@@ -78,6 +78,6 @@ reproduce-check: setup
 	@$(BIN)/python -m brainlike.checks reproduce . $(REPRODUCE_ARGS)
 
 # Dask: rerun encode -> networks -> metrics on a 2-worker LocalCluster into build/compute-check/
-# and compare organization.json with the serial `dvc repro` (needs an existing `make run`).
+# and compare organization.json with the default `dvc repro` (needs an existing `make run`).
 compute-check: setup
 	@$(BIN)/python tools/compute_check.py --n-workers 2 $(COMPUTE_CHECK_ARGS)

@@ -1,4 +1,4 @@
-"""Check that a Dask cluster gives the same organization metrics as the serial `dvc repro`.
+"""Check that a Dask cluster gives the same organization metrics as the `dvc repro` run.
 
     python tools/compute_check.py [--params params.yaml] [--scheduler local] [--n-workers N]
                                   [--out build/compute-check] [--reference metrics/organization.json]
