@@ -61,6 +61,36 @@ def effective_scheduler(cfg) -> str:
                           f"such as tcp://10.0.0.5:8786 (it overrides {PARAMS_KEY})") from exc
 
 
+@contextlib.contextmanager
+def cpu_threads(num_threads: int | None):
+    """Run the block with ``num_threads`` CPU threads for torch and for numpy's BLAS, then restore.
+
+    A fixed count fixes how CPU reductions split work, which bit-for-bit results depend on; and
+    the fits' GEMMs are small, so extra threads mostly add synchronisation (on a shared machine a
+    second thread waiting for a busy core made a dictionary fit 10-100x slower, measured at load 4
+    on 2 cores). ``None`` leaves both
+    settings as they are. torch is set only if something already imported it (a numpy-only task
+    does not pay for importing torch).
+    """
+    if num_threads is None:
+        yield
+        return
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    old = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        with threadpool_limits(limits=int(num_threads)):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(old)
+
+
 @dataclass(frozen=True)
 class _Pinned:
     """A task run with ``threads`` torch / BLAS threads (module-level, so it pickles)."""
@@ -69,23 +99,12 @@ class _Pinned:
     threads: int
 
     def __call__(self, *args):
-        import sys
-
-        from threadpoolctl import threadpool_limits
-
-        torch = sys.modules.get("torch")  # set only if the task's module already uses torch
-        old = torch.get_num_threads() if torch is not None else None
-        if torch is not None:
-            torch.set_num_threads(self.threads)
         try:
-            with threadpool_limits(limits=self.threads):
+            with cpu_threads(self.threads):
                 return self.fn(*args)
         except BrainlikeError as exc:
             # bad data or params: the same on every retry, so returned (not raised) to skip retries
             return _Raised(exc)
-        finally:
-            if torch is not None:
-                torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -254,9 +273,6 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
 
         cfg = ComputeConfig()
     scheduler = effective_scheduler(cfg)
-    if scheduler == "serial":
-        yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
-        return
     if scheduler == "processes":
         import multiprocessing
 
@@ -264,8 +280,11 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
             import warnings
 
             warnings.warn("compute.scheduler 'processes' needs fork (Linux, macOS): running serially", stacklevel=3)
-            yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
-            return
+            scheduler = "serial"
+    if scheduler == "serial":
+        yield Executor("serial", None, cfg.threads_per_worker, cfg.retries)
+        return
+    if scheduler == "processes":
         yield Executor("processes", None, cfg.threads_per_worker, cfg.retries,
                        forks=cfg.n_workers or os.cpu_count() or 1)
         return

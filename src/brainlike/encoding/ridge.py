@@ -109,6 +109,22 @@ class _Prep:
         mu = A[tr].mean(0, keepdim=True)
         return A[tr] - mu, A[te] - mu
 
+    def rolled(self, X: torch.Tensor, shifts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """This split's (train, test) of ``np.roll(X, k, axis=0)`` for every k: (B, n, P) each.
+
+        Rolled rows are gathered by index (row t of the roll by k is row (t - k) mod T), so no
+        rolled copy of the whole design is made.
+        """
+        T = X.shape[0]
+        k = torch.as_tensor(np.asarray(shifts, dtype=np.int64), device=X.device)[:, None]
+        if self.mode == "fold":
+            pairs = [self(X[(torch.arange(T, device=X.device) - kk) % T]) for kk in k]
+            return torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
+        tr, te = (i.to(X.device) for i in self._idx)
+        xtr = X[(tr[None, :] - k) % T]
+        mu = xtr.mean(1, keepdim=True)
+        return xtr - mu, X[(te[None, :] - k) % T] - mu
+
 
 def fold_arrays(
     X: np.ndarray,
@@ -189,23 +205,6 @@ def _predict(d: _Decomp, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tens
     """Held-out predictions (n_test, Vb) with one alpha per target."""
     F = d.s[:, None] / (d.s[:, None] ** 2 + alpha_v[None, :])  # (rank, Vb)
     return d.XV @ (F * (d.U.T @ ytr))
-
-
-def _rolled_split(prep: _Prep, X: torch.Tensor, shifts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """:class:`_Prep`'s (train, test) rows of ``np.roll(X, k, axis=0)`` for every k: (B, n, P) each.
-
-    Rolled rows are gathered by index (row t of the roll by k is row (t - k) mod T), so no
-    rolled copy of the whole design is made.
-    """
-    T = X.shape[0]
-    k = torch.as_tensor(np.asarray(shifts, dtype=np.int64), device=X.device)[:, None]
-    if prep.mode == "fold":
-        pairs = [prep(X[(torch.arange(T, device=X.device) - kk) % T]) for kk in k]
-        return torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
-    tr, te = (i.to(X.device) for i in prep._idx)
-    xtr = X[(tr[None, :] - k) % T]
-    mu = xtr.mean(1, keepdim=True)
-    return xtr - mu, X[(te[None, :] - k) % T] - mu
 
 
 def _predict_batch(xtr: torch.Tensor, xte: torch.Tensor, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
@@ -432,7 +431,7 @@ def permutation_test_r(
             ks = shifts[c:c + step]
             ri = np.zeros((len(ks), e - s))
             for f, (p, (ytr, yte)) in enumerate(zip(preps, ys)):
-                xtr, xte = _rolled_split(p, Xt, ks)
+                xtr, xte = p.rolled(Xt, ks)
                 ri += to_numpy(_pearson(yte, _predict_batch(xtr, xte, ytr, av[f])))
             ri /= n_folds
             count[s:e] += (ri >= r[s:e]).sum(0)

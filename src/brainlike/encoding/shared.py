@@ -35,8 +35,8 @@ import torch
 from ..errors import ConfigError, DataError
 from ._backend import check_device, to_numpy, to_tensor, torch_dtype
 from .design import drift_basis, highpass
-from .ridge import (_Decomp, _pearson, _predict, _predict_batch, _Prep, _r2, _rolled_split, _shift_batch, _Split,
-                    block_folds, inner_folds)
+from .ridge import (_Decomp, _pearson, _predict, _predict_batch, _Prep, _r2, _shift_batch, _Split, block_folds,
+                    inner_folds)
 from .stats import bootstrap_ci
 
 DEFAULT_BAND_SCALES = (0.1, 0.316, 1.0, 3.16, 10.0)
@@ -219,21 +219,25 @@ def banded_ridge_shifted(
     out = np.zeros((len(shifts), V))
     step = _shift_batch(T, V)
     lt = to_tensor(last, dev, dt)
-    ft = [to_tensor(np.column_stack([g * b for b in fixed]), dev, dt) for g in scales] if fixed else []
-    for b0 in range(0, len(shifts), step):
-        ks = shifts[b0:b0 + step]
-        for f, p in enumerate(preps):
-            ytr, ste = ys[f]
-            ltr, lte = _rolled_split(p, lt, ks)  # the shifted band, (B, n, K)
-            for c in used[f]:
-                m = cand[f] == c
-                mt = torch.as_tensor(m, device=dev)
-                a = at[to_tensor(alpha_index[f][m], dev, torch.int64)]
+    for f, p in enumerate(preps):
+        ytr, ste = ys[f]
+        # per candidate c (targets that chose it, their alphas, the fixed bands scaled by
+        # band_scales[c] on this split): the same for every shift, so prepared once
+        cands = []
+        for c in used[f]:
+            m = cand[f] == c
+            mt = torch.as_tensor(m, device=dev)
+            a = at[to_tensor(alpha_index[f][m], dev, torch.int64)]
+            fx = p(to_tensor(np.column_stack([scales[c] * b for b in fixed]), dev, dt)) if fixed else None
+            cands.append((m, mt, a, fx))
+        for b0 in range(0, len(shifts), step):
+            ks = shifts[b0:b0 + step]
+            ltr, lte = p.rolled(lt, ks)  # the shifted band, (B, n, K)
+            for m, mt, a, fx in cands:
                 xtr, xte = ltr, lte
-                if fixed:  # candidate c: the fixed bands scaled by band_scales[c], the shifted band as it is
-                    btr, bte = p(ft[c])
-                    xtr = torch.cat([btr.expand(len(ks), -1, -1), ltr], dim=2)
-                    xte = torch.cat([bte.expand(len(ks), -1, -1), lte], dim=2)
+                if fx is not None:
+                    xtr = torch.cat([fx[0].expand(len(ks), -1, -1), ltr], dim=2)
+                    xte = torch.cat([fx[1].expand(len(ks), -1, -1), lte], dim=2)
                 pred = _predict_batch(xtr, xte, ytr[:, mt], a)
                 out[b0:b0 + len(ks), m] += to_numpy(_r2(ste[:, mt], pred)) / n_folds
     return out

@@ -48,7 +48,6 @@ the stage's process, so the outputs do not depend on where the fits ran.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -59,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils.atomic import atomic_paths
-from .._utils.compute import executor_for
+from .._utils.compute import cpu_threads, executor_for
 from .._utils.reproducible import write_timings
 from ..activations.extract import stimuli_from_runs
 from ..config import EncodingConfig
@@ -208,22 +207,6 @@ class RunJob:
     run: Run | None = None
 
 
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """Torch and numpy's BLAS on ``n`` threads inside the block (None: as they are), then restored."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def fit_run_job(job: RunJob) -> dict:
     """:func:`encode_run` of one :class:`RunJob` (a Dask task; also run in process by ``serial``).
 
@@ -246,7 +229,7 @@ def fit_run_job(job: RunJob) -> dict:
     else:
         A, times, names, source = job.atoms
         X, src = atoms_on_run(A, times, run, source), None
-    with _threads(job.cfg.threads):
+    with cpu_threads(job.cfg.threads):
         res = encode_run(X, run, job.cfg, job.networks, names)
     return res | {"run_id": run.run_id, "subject": str(run.subject), "regressors": src,
                   "task_s": time.perf_counter() - t}
@@ -271,7 +254,7 @@ def fit_shared_job(job: SharedJob) -> dict:
     with ``shared_s`` (seconds) added. Threads are pinned as in :func:`fit_run_job`."""
     t = time.perf_counter()
     A, times, _, source = job.atoms
-    with _threads(job.cfg.threads):
+    with cpu_threads(job.cfg.threads):
         sh = shared_fit(job.runs, lambda r: atoms_on_run(A, times, r, source), job.cfg, job.networks)
         rep = shared_report(sh, job.cfg.fdr_alpha, job.cfg.n_boot, job.cfg.ci_level)
     return {"report": rep, "shared_s": time.perf_counter() - t}

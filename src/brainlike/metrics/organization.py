@@ -127,7 +127,7 @@ def within_fbn_consistency(atoms: np.ndarray, links: pd.DataFrame) -> tuple[floa
     value : float
     per_fbn : dict of str to float
     """
-    return _fbn_pair_mean(atoms, links, signed=True)
+    return fbn_pair_means(atoms, fbn_couplings(links))[0]
 
 
 def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> tuple[float, dict[str, float]]:
@@ -139,17 +139,13 @@ def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> t
     value : float
     per_fbn : dict of str to float
     """
-    return _fbn_pair_mean(atoms, links, signed=False)
-
-
-def _fbn_pair_mean(atoms: np.ndarray, links: pd.DataFrame, signed: bool) -> tuple[float, dict[str, float]]:
-    """Mean over FBNs with >= 2 linked atoms of the mean pairwise r (times s_i s_j if ``signed``)."""
-    return fbn_pair_means(atoms, fbn_couplings(links))[0 if signed else 1]
+    return fbn_pair_means(atoms, fbn_couplings(links))[1]
 
 
 def fbn_pair_means(atoms: np.ndarray, couplings: dict[str, dict[int, int]]) -> tuple[tuple, tuple]:
-    """Signed and unsigned ``(value, per_fbn)`` of :func:`within_fbn_consistency` from the
-    couplings of :func:`fbn_couplings` (computed once when the atoms are resampled, links fixed)."""
+    """Signed and unsigned ``(value, per_fbn)``: the mean over FBNs with >= 2 linked atoms of the
+    mean pairwise r, times s_i s_j for the signed one, from the couplings of :func:`fbn_couplings`
+    (computed once when the atoms are resampled, links fixed)."""
     signed, unsigned = {}, {}
     for fbn, coupled in couplings.items():
         if len(coupled) < 2:

@@ -107,7 +107,7 @@ def organization_cis(atoms: np.ndarray, links: pd.DataFrame, metrics: dict, n_bo
         "cross_subject_consistency": list((metrics.get("cross_subject_consistency_per_atom") or {}).values()),
         "layer_entropy_mean": list((metrics.get("layer_entropy") or {}).values()),
     }
-    linked = set(links.loc[links["linked"].astype(bool), "atom"].astype(int))
+    linked = set(ids)
     per_atom["layer_entropy_linked_mean"] = [v for k, v in (metrics.get("layer_entropy") or {}).items()
                                              if int(k) in linked]
     for name, vals in per_atom.items():

@@ -38,7 +38,6 @@ one batch (T x batch_size float32) and O(T^2 + T K) statistics -- never a second
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -48,7 +47,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 import torch
-from threadpoolctl import threadpool_limits
+
+from .._utils.compute import cpu_threads  # re-exported: the estimators call S.cpu_threads
 
 Batches = Callable[[], Iterable]
 """A callable returning a fresh iterable of column chunks, each of shape (T, n_i)."""
@@ -72,27 +72,6 @@ def _flush_denormals(fn):
                 torch.set_flush_denormal(False)
 
     return wrapper
-
-
-@contextlib.contextmanager
-def cpu_threads(num_threads: int | None):
-    """Run the block with ``num_threads`` CPU threads for torch and for numpy's BLAS, then restore.
-
-    The problem's GEMMs are small (K x K x batch), so extra threads mostly add synchronisation;
-    on a shared machine a second thread waiting for a busy core made a fit 10-100x slower
-    (measured at load 4 on 2 cores). A fixed count also fixes how CPU reductions split work,
-    which the bit-for-bit determinism depends on. ``None`` leaves both settings as they are.
-    """
-    if num_threads is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
-    try:
-        with threadpool_limits(limits=int(num_threads)):
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class ColumnError(ValueError):
