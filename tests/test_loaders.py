@@ -29,7 +29,7 @@ from brainlike.data.loaders import (
     read_textgrid,
     read_words,
 )
-from brainlike.data.loaders.bids import parse_bids_name
+from brainlike.data.loaders.bids_files import parse_bids_name
 from brainlike.data.surfaces import (
     N_FSAVERAGE5_HEMI,
     N_FSAVERAGE6_HEMI,

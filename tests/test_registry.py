@@ -32,8 +32,8 @@ from brainlike.registry import (  # noqa: E402
     write_compare,
 )
 from brainlike.registry.artifacts import read_atom_gifti, write_atom_gifti  # noqa: E402
-from brainlike.registry.log import find_parent_runs  # noqa: E402
 from brainlike.registry.provenance import Provenance, read_dvc_lock  # noqa: E402
+from brainlike.registry.runs import find_parent_runs  # noqa: E402
 from brainlike.registry.store import check_store, schema_revisions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -448,13 +448,14 @@ def _dead_pid() -> int:
 
 def test_killed_registration_is_recognised_at_once_and_one_parent_stays(store, tmp_path):
     from brainlike.registry import provenance_hash
-    from brainlike.registry.log import TAG_ABANDONED, ensure_experiment
+    from brainlike.registry.concurrency import TAG_ABANDONED
+    from brainlike.registry.runs import ensure_experiment
 
     client = store.client()
     rec, subs = make_records(tmp_path / "art")[0]
     phash = provenance_hash(rec, subs)
     exp_id = ensure_experiment(client, EXP)
-    from brainlike.registry.log import _host_id
+    from brainlike.registry.concurrency import _host_id
 
     host = _host_id()
     claim = {"brainlike.level": "model", "brainlike.model": rec.model, "brainlike.provenance_hash": phash,

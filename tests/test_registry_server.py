@@ -34,8 +34,9 @@ from brainlike.registry import (  # noqa: E402
     log_model_fit,
     resolve_store,
 )
-from brainlike.registry.log import TAG_DUPLICATE, child_runs, find_parent_runs  # noqa: E402
+from brainlike.registry.concurrency import TAG_DUPLICATE  # noqa: E402
 from brainlike.registry.records import Artifact  # noqa: E402
+from brainlike.registry.runs import child_runs, find_parent_runs  # noqa: E402
 
 URI = os.environ.get("BRAINLIKE_TEST_TRACKING_URI", "")
 DSN = os.environ.get("BRAINLIKE_TEST_PG_DSN", "")
@@ -350,7 +351,7 @@ def test_settling_rules(server, exp_name, tmp_path):
     import threading
 
     from brainlike.registry import provenance_hash
-    from brainlike.registry.log import ensure_experiment
+    from brainlike.registry.runs import ensure_experiment
 
     client = server.client()
     rec, subs = small_fit("settle", tmp_path)

@@ -34,6 +34,11 @@ same device and torch build, whatever the machine's core count or the caller's c
 
 Memory: besides the caller's data, the fit holds the dense codes (K x N float32, 4 K N bytes),
 one batch (T x batch_size float32) and O(T^2 + T K) statistics -- never a second copy of X.
+
+Layout: the stream, its batching and the validation scan are in
+:mod:`~brainlike.patterns._solver_stream`, the per-batch coding and atom-update steps in
+:mod:`~brainlike.patterns._solver_steps`; this module holds the initialisation and the loops
+(:func:`fit_dictionary`, :func:`encode`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,9 +54,16 @@ import scipy.linalg
 import torch
 
 from .._utils.compute import cpu_threads  # re-exported: the estimators call S.cpu_threads
-
-Batches = Callable[[], Iterable]
-"""A callable returning a fresh iterable of column chunks, each of shape (T, n_i)."""
+from ._solver_steps import batch_cost, fista, lipschitz, soft_threshold, update_dict
+from ._solver_stream import (
+    Batches,
+    ColumnError,  # noqa: F401 -- re-exported: the package imports it from here
+    ScanResult,
+    rebatch,
+    resolve_device,  # noqa: F401 -- re-exported: the package and the estimator (S.resolve_device)
+    scan,
+    to_device,
+)
 
 
 def _flush_denormals(fn):
@@ -74,147 +86,6 @@ def _flush_denormals(fn):
     return wrapper
 
 
-class ColumnError(ValueError):
-    """A bad AN column; ``column`` is its index in the stream (0-based)."""
-
-    def __init__(self, column: int, problem: str):
-        self.column = int(column)
-        super().__init__(f"AN column {column}: {problem}")
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:N' as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA device (torch {torch.__version__})")
-    return torch.device(device)
-
-
-def rebatch(chunks: Iterable, batch_size: int) -> Iterator[np.ndarray | torch.Tensor]:
-    """Regroup a stream of column chunks (T, n_i) into batches of exactly ``batch_size`` columns.
-
-    The last batch holds the remainder. A chunk that already covers a whole batch is sliced
-    without copying; batches spanning chunks are concatenated (one batch of memory).
-    """
-    pending: list = []
-    n_pending = 0
-    for chunk in chunks:
-        values = getattr(chunk, "values", chunk)
-        start, n = 0, values.shape[1]
-        while start < n:
-            take = min(batch_size - n_pending, n - start)
-            pending.append(values[:, start : start + take])
-            n_pending += take
-            start += take
-            if n_pending == batch_size:
-                yield pending[0] if len(pending) == 1 else _concat(pending)
-                pending, n_pending = [], 0
-    if n_pending:
-        yield pending[0] if len(pending) == 1 else _concat(pending)
-
-
-def _concat(parts: list):
-    if isinstance(parts[0], torch.Tensor):
-        return torch.cat([torch.as_tensor(p) for p in parts], dim=1)
-    return np.concatenate(parts, axis=1)
-
-
-def to_device(batch, device: torch.device) -> torch.Tensor:
-    """One batch (T, b) as a contiguous float32 tensor on ``device`` (fixed layout -> fixed GEMMs)."""
-    t = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.asarray(batch))
-    return t.to(device=device, dtype=torch.float32).contiguous()
-
-
-@dataclass
-class ScanResult:
-    """First pass over the data: sizes, per-column sums and the T x T second moment."""
-
-    n_features: int
-    n_samples: int
-    gram_t: np.ndarray  # (T, T) float64: X X^T
-    col_sq: np.ndarray  # (N,) float64: ||x_n||^2
-    col_tss: np.ndarray  # (N,) float64: ||x_n - mean(x_n)||^2
-
-
-SCAN_BATCH = 4096
-"""Columns per scan step: fixed, so the accumulated X X^T does not depend on how the caller chunks X."""
-
-GRAM_EXACT_BLOCKS = 4
-"""Scan blocks whose every column enters X X^T; later blocks contribute every
-:data:`GRAM_STRIDE`-th column, weighted by the stride (X X^T only seeds the SVD initialisation,
-and for 200,000 ANs the exact product took 3/4 of the scan)."""
-
-GRAM_STRIDE = 8
-
-
-def scan(batches: Batches, device: torch.device, need_gram: bool = True) -> ScanResult:
-    """Validate every column (finite, not constant) and accumulate X X^T.
-
-    The stream is regrouped into blocks of :data:`SCAN_BATCH` columns, so the result is the same
-    bit for bit however X is chunked; X X^T is a float32 GEMM per block accumulated in float64,
-    exact over the first :data:`GRAM_EXACT_BLOCKS` blocks and estimated from every
-    :data:`GRAM_STRIDE`-th column after them (it only seeds the SVD initialisation); the
-    per-column sums are float64 and exact.
-
-    Raises
-    ------
-    ColumnError
-        For the first column with a non-finite value or zero variance over time.
-    ValueError
-        If the stream is empty or the chunks disagree on T.
-    """
-    T = None
-    n = 0
-    gram = None
-    sq, tss = [], []
-
-    def checked():
-        nonlocal T
-        for chunk in batches():
-            values = getattr(chunk, "values", chunk)
-            if not hasattr(values, "ndim"):
-                values = np.asarray(values)
-            if values.ndim != 2:
-                raise ValueError(f"each chunk must be a 2-D array (n_trs, n_ans), got shape {tuple(values.shape)}")
-            if T is None:
-                T = values.shape[0]
-            elif values.shape[0] != T:
-                raise ValueError(f"chunks disagree on the number of time points: {values.shape[0]} vs {T}")
-            yield values
-
-    for raw in rebatch(checked(), SCAN_BATCH):
-        x = to_device(raw, device)
-        if gram is None:
-            gram = torch.zeros((T, T), dtype=torch.float64, device=device)
-        x64 = x.double()
-        ones = torch.ones((1, T), dtype=torch.float64, device=device)
-        # column sums as GEMVs (a strided reduction over dim 0 was 2x slower)
-        col_sq = (ones @ (x64 * x64))[0]
-        # a float32 square cannot overflow float64, so a non-finite sum means a non-finite entry
-        finite = torch.isfinite(col_sq)
-        if not bool(finite.all()):
-            raise ColumnError(n + int(torch.nonzero(~finite)[0]), "holds NaN or infinite values")
-        spread = x.amax(dim=0) - x.amin(dim=0)
-        if not bool((spread > 0).all()):
-            raise ColumnError(n + int(torch.nonzero(spread <= 0)[0]), "is constant over time (zero variance)")
-        if need_gram:
-            if n < GRAM_EXACT_BLOCKS * SCAN_BATCH:
-                gram += (x @ x.T).double()
-            else:
-                xs = x[:, ::GRAM_STRIDE].contiguous()
-                gram += (xs @ xs.T).double().mul_(GRAM_STRIDE)
-        sq.append(col_sq.cpu().numpy())
-        # sum of squares about the mean = ||x||^2 - (sum x)^2 / T, exact to ~1e-16 (1 + mean^2 / var) T
-        # relative in float64
-        col_sum = (ones @ x64)[0]
-        tss.append((col_sq - col_sum * col_sum / T).clamp_min_(0.0).cpu().numpy())
-        n += x.shape[1]
-    if T is None or n == 0:
-        raise ValueError("no AN columns in the input (empty stream)")
-    return ScanResult(T, n, gram.cpu().numpy() if need_gram else np.zeros((0, 0)), np.concatenate(sq), np.concatenate(tss))
-
-
 def init_svd(gram_t: np.ndarray, n_atoms: int) -> np.ndarray:
     """Initial atoms: the ``n_atoms`` leading left singular vectors of X (eigenvectors of X X^T).
 
@@ -235,121 +106,6 @@ def init_svd(gram_t: np.ndarray, n_atoms: int) -> np.ndarray:
     idx = np.abs(D).argmax(axis=0)
     D *= np.sign(D[idx, np.arange(D.shape[1])])[None, :]
     return D
-
-
-def lipschitz(G: torch.Tensor) -> float:
-    """Largest eigenvalue of the (K, K) Gram matrix (the gradient's Lipschitz constant)."""
-    return float(torch.linalg.eigvalsh(G.double()).max().clamp_min(1e-12))
-
-
-def soft_threshold(z: torch.Tensor, thr: float) -> torch.Tensor:
-    """sign(z) * max(|z| - thr, 0), computed as z - clip(z, -thr, thr) (2 kernels, same values)."""
-    return z - z.clamp(-thr, thr)
-
-
-def fista(G: torch.Tensor, C: torch.Tensor, lam: float, A0: torch.Tensor, L: float,
-          max_iter: int = 50, tol: float = 1e-4, check_every: int = 5) -> tuple[torch.Tensor, int]:
-    """Lasso codes for a fixed dictionary by FISTA with per-column gradient restart.
-
-    Solves, column by column, ``min_a 0.5 a^T G a - a^T c + lam ||a||_1`` (= 0.5||x - D a||^2 +
-    lam ||a||_1 up to a constant, with G = D^T D and C = D^T X).
-
-    Parameters
-    ----------
-    G : tensor of shape (K, K)
-    C : tensor of shape (K, b)
-    lam : float
-    A0 : tensor of shape (K, b), warm start
-    L : float, largest eigenvalue of G
-    max_iter : int
-    tol : float
-        Stop when ||a_i - a_{i-1}||_F <= tol * ||a_i||_F (checked every ``check_every`` steps).
-
-    Returns
-    -------
-    A : tensor of shape (K, b)
-    n_iter : int
-    """
-    step, thr = 1.0 / L, lam / L
-    # gradient step y - step (G y - C) as one GEMM: (I - step G) y + step C
-    M = torch.eye(G.shape[0], dtype=G.dtype, device=G.device).sub_(G, alpha=step)
-    Cs = C * step
-    a_prev = A0
-    y = A0
-    t = torch.ones(A0.shape[1], dtype=A0.dtype, device=A0.device)
-    it = 0
-    for it in range(1, max_iter + 1):
-        z = torch.addmm(Cs, M, y)
-        a = z.sub_(z.clamp(-thr, thr))
-        diff = a - a_prev
-        # O'Donoghue & Candes 2015 gradient restart: drop momentum where it points uphill.
-        restart = (y - a).mul_(diff).sum(dim=0) > 0
-        t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-        mom = ((t - 1.0) / t_new).masked_fill_(restart, 0.0)
-        t = t_new.masked_fill_(restart, 1.0)
-        y = torch.addcmul(a, diff, mom[None, :])
-        a_prev = a
-        if it % check_every == 0 or it == max_iter:
-            if float(torch.linalg.vector_norm(diff)) <= tol * max(float(torch.linalg.vector_norm(a)), 1e-30):
-                break
-    return a_prev, it
-
-
-def batch_cost(xx: torch.Tensor, A: torch.Tensor, C: torch.Tensor, G: torch.Tensor, lam: float) -> torch.Tensor:
-    """Per-column ``0.5 ||x - D a||^2`` (float64) and L1 from Gram quantities.
-
-    Parameters
-    ----------
-    xx : tensor of shape (b,), ||x_n||^2 (float64)
-    A, C : tensors of shape (K, b)
-    G : tensor of shape (K, K)
-
-    Returns
-    -------
-    rss : tensor of shape (b,), float64, ||x_n - D a_n||^2 (clamped at 0)
-    """
-    A64, C64 = A.double(), C.double()
-    rss = xx - 2.0 * (A64 * C64).sum(dim=0) + (A64 * (G.double() @ A64)).sum(dim=0)
-    return rss.clamp_min(0.0)
-
-
-def update_dict(D: np.ndarray, A_stat: np.ndarray, B_stat: np.ndarray, n_sweeps: int = 1,
-                unused_tol: float = 1e-10, fallback: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
-    """Block-coordinate update of the atoms from the sufficient statistics (Mairal 2010, Alg. 2).
-
-    Parameters
-    ----------
-    D : array of shape (T, K), float64, updated in place
-    A_stat : array of shape (K, K), sum of a a^T
-    B_stat : array of shape (T, K), sum of x a^T
-    n_sweeps : int
-    unused_tol : float
-        An atom with A_stat[k, k] <= unused_tol * trace(A_stat) / K is re-drawn.
-    fallback : array of shape (T, r), optional
-        Unit-norm replacement atoms (worst-reconstructed columns, best first).
-
-    Returns
-    -------
-    D : the updated array
-    redrawn : list of int, atoms re-drawn from ``fallback``
-    """
-    K = D.shape[1]
-    floor = unused_tol * max(float(np.trace(A_stat)) / K, 1e-300)
-    redrawn: list[int] = []
-    # atoms as contiguous rows (K, T): each step reads and writes one row; A_stat is symmetric
-    Dt = np.ascontiguousarray(D.T)
-    Bt = np.ascontiguousarray(B_stat.T)
-    for _ in range(n_sweeps):
-        for k in range(K):
-            akk = A_stat[k, k]
-            if akk > floor:
-                u = Dt[k] + (Bt[k] - A_stat[k] @ Dt) / akk
-                Dt[k] = u / max(math.sqrt(float(u @ u)), 1.0)
-            elif fallback is not None and len(redrawn) < fallback.shape[1] and k not in redrawn:
-                Dt[k] = fallback[:, len(redrawn)]
-                redrawn.append(k)
-    D[...] = Dt.T
-    return D, redrawn
 
 
 @dataclass
