@@ -180,6 +180,25 @@ def spin_test(
     n_net = networks.shape[0]
     n_spins = perms.shape[0]
     observed = dice_matrix(maps, networks)
+    # An empty map rotates to an empty map: its null Dice is 0 >= its observed 0 for every spin
+    # (p = 1 exactly). Most atoms' thresholded maps are empty, so only the others are spun.
+    full = np.flatnonzero(maps.any(1))
+    exceed = np.full(observed.shape, n_spins, dtype=np.int64)
+    null = np.zeros((n_spins, n_maps, n_net), np.float32) if return_null else None
+    if full.size:
+        e, nl = _spin_exceed(maps[full], networks, perms, observed[full], batch, spins_per_chunk, return_null)
+        exceed[full] = e
+        if null is not None:
+            null[:, full] = nl
+    p = (1.0 + exceed) / (1.0 + n_spins)
+    return (observed, p, null) if return_null else (observed, p)
+
+
+def _spin_exceed(maps, networks, perms, observed, batch, spins_per_chunk, return_null):
+    """Per (map, network): the number of spins whose Dice reaches the observed one (and the null)."""
+    n_maps, n_v = maps.shape
+    n_net = networks.shape[0]
+    n_spins = perms.shape[0]
     # Rows: the networks, then an all-ones row that gives the rotated map's size.
     base = sparse.csr_matrix(np.concatenate([networks, np.ones((1, n_v), bool)]).astype(np.float32))
     n_rows = base.shape[0]
@@ -209,5 +228,4 @@ def spin_test(
             exceed[lo : lo + d.shape[1]] += (d >= observed[lo : lo + d.shape[1]][None] - 1e-12).sum(0)
             if null is not None:
                 null[s0 : s0 + n_c, lo : lo + d.shape[1]] = d
-    p = (1.0 + exceed) / (1.0 + n_spins)
-    return (observed, p, null) if return_null else (observed, p)
+    return exceed, null
