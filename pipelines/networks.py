@@ -2,8 +2,9 @@
 
     python pipelines/networks.py
 
-Reads ``networks:``, ``models``, ``encoding.output``, ``paths`` from params.yaml; writes
-``<networks.output>/`` (links.parquet, per-model thresholded maps) and ``<paths.metrics>/networks.json``.
+Reads ``networks:``, ``models``, ``encoding.output`` / ``bounds_output``, ``paths`` from params.yaml; writes
+``<networks.output>/`` (links.parquet, per-model thresholded maps, bounds/links.parquet) and
+``<paths.metrics>/networks.json``.
 The (model, stimulus) matches run where ``compute:`` says.
 """
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = load_params(args.params)
     s = run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output,
-                     p.paths.metrics, compute=p.compute)
+                     p.paths.metrics, compute=p.compute, bounds_root=p.encoding.bounds_output)
     print(json.dumps({m: {st: v["n_links"] for st, v in d.items()} for m, d in s["models"].items()}))
 
 

@@ -3,7 +3,9 @@
 A small setting built here, no mocks: a prepared store with four fsaverage5 subjects (real
 atlas geometry, smooth noise, atom 0 planted in Yeo-7 Visual, atom 3 planted negatively in
 Cole-Anticevic Auditory) and three ROI subjects (atom 0 drives ROI 'A'), a trained model whose
-K = 8 atoms include the planted time courses, and its random twin whose atoms do not.
+K = 8 atoms include the planted time courses, and its random twin whose atoms do not. The planted
+time courses are also the story's feature table, so the benchmark's oracle and null
+(``encode_bounds``) run through the same chain.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from brainlike.config import parse_params
 from brainlike.data.run import Run
 from brainlike.data.store import write_store
 from brainlike.encoding.fit import fixed_effects_group
-from brainlike.encoding.stage import atoms_on_run, run_baseline, run_encode
+from brainlike.encoding.regressors import atoms_on_run
+from brainlike.encoding.stage import run_baseline, run_bounds, run_encode
 from brainlike.metrics.stage import run_metrics
 from brainlike.networks import network_set
 from brainlike.networks.stage import run_networks
@@ -87,8 +90,10 @@ def study(tmp_path_factory, atlas_root):
                              "sndpwr": gaussian_filter1d(rng.standard_normal(T), 2.0)})
         runs.append(Run("alice", f"{s + 1:02d}", "alice", TR, "roi", y, conf, _words(), target_names=["A", "B", "C"]))
     prepared = tmp / "prepared"
-    truth = {"snr": 1.5, "planted": PLANTED}
-    write_store(runs, prepared, sidecars={"embedded/ground_truth.json": json.dumps(truth)})
+    truth = {"snr": 1.5, "tr": TR, "n_subjects": N_SURFACE, "planted": PLANTED}
+    features = pd.DataFrame({"atom_0": atoms[:, 0], "atom_3": -atoms[:, 3], "unplanted": atoms[:, 5]})
+    write_store(runs, prepared, sidecars={"embedded/ground_truth.json": json.dumps(truth),
+                                          "embedded/features.parquet": features})
     metrics = tmp / "metrics"
     metrics.mkdir()
     (metrics / "validation.json").write_text(json.dumps({"valid_runs": [r.run_id for r in runs]}))
@@ -103,6 +108,7 @@ def study(tmp_path_factory, atlas_root):
                    "m-random": {"generation": "g", "source": "pip:x", "trained": False}},
         "patterns": {"output": str(patterns)},
         "encoding": {"output": str(tmp / "encoding"), "baseline_output": str(tmp / "baseline"),
+                     "bounds_output": str(tmp / "bounds"),
                      "alphas": [1.0, 10.0, 100.0, 1000.0], "vertex_alphas": [10.0, 100.0], "vertex_inner_folds": 2,
                      "n_folds": 4, "n_inner_folds": 2, "gap_trs": 3, "n_permutations": 40, "min_shift_trs": 15,
                      "target_atlases": ["yeo7"]},
@@ -130,10 +136,11 @@ def outputs(study, one_thread):
     enc = {m: run_encode(m, p.encoding, p.patterns.output, p.paths.prepared, val, p.paths.atlases, p.paths.metrics)
            for m in ("m", "m-random")}
     base = run_baseline(p.encoding, p.paths.prepared, val, p.paths.atlases, p.paths.metrics)
+    bounds = run_bounds(p.encoding, p.encoding.bounds_output, p.paths.prepared, val, p.paths.atlases)
     net = run_networks(["m", "m-random"], p.networks, p.encoding.output, p.paths.atlases, p.networks.output,
-                       p.paths.metrics)
+                       p.paths.metrics, bounds_root=p.encoding.bounds_output)
     met = run_metrics(p)
-    return {"encode": enc, "baseline": base, "networks": net, "metrics": met}
+    return {"encode": enc, "baseline": base, "bounds": bounds, "networks": net, "metrics": met}
 
 
 def test_encode_outputs_shapes(study, outputs):
@@ -244,3 +251,24 @@ def test_encode_and_networks_publish_data_and_metrics_together(study, outputs, t
     for out in (enc_out / "m", net_out):
         assert sorted(f.name for f in out.iterdir()) == ["old.txt"], out  # the previous data, untouched
     assert not list(tmp_path.rglob(".*.tmp"))  # no temporary left beside either output
+
+
+def test_bounds_run_the_same_chain(study, outputs):
+    """The oracle (the planted features) reaches both planted networks; the null (the same
+    columns circularly shifted) links nothing; both land in recovery.json as the bounds."""
+    assert set(outputs["bounds"]) == {"oracle", "null"}
+    assert set(outputs["bounds"]["oracle"]) == {"embedded_task-story"}  # ROI data have no planted answer
+    d = Path(study.encoding.bounds_output) / "oracle" / "embedded_task-story"
+    with np.load(d / "group.npz") as g:
+        assert g["z"].shape == (2, 20484)  # the planted columns only, in the ground truth's order
+    b = pd.read_parquet(Path(study.networks.output) / "bounds" / "links.parquet")
+    assert set(b["model"]) == {"oracle", "null"} and not b[b["model"] == "null"]["linked"].any()
+    links = pd.read_parquet(Path(study.networks.output) / "links.parquet")
+    assert set(links["model"]) == {"m", "m-random"}  # the bounds are not models
+    rec = json.loads((Path(study.paths.metrics) / "recovery.json").read_text())
+    bounds = rec["bounds"]
+    assert bounds["stimulus"] == "embedded_task-story" and bounds["n_subjects"] == N_SURFACE
+    assert bounds["oracle"]["min_best_dice"] >= 0.6 and bounds["null"]["max_best_dice"] == 0.0
+    assert bounds == rec["by_stimulus"]["embedded_task-story"]["bounds"] | {"stimulus": "embedded_task-story",
+                                                                            "n_subjects": N_SURFACE}
+    assert set(json.loads((Path(study.paths.metrics) / "networks.json").read_text())["bounds"]) == {"oracle", "null"}

@@ -373,6 +373,9 @@ class EncodingConfig(_Section):
     seed: int = Field(0, ge=0, description="Seed of the permutations")
     # Cost controls on fsaverage5 (20,484 vertices): see the encode stage's README text.
     baseline_output: Path = Field(Path("data/baseline"), description="Baseline fits, one folder per stimulus")
+    bounds_output: Path = Field(
+        Path("data/bounds"), description="Oracle and null fits of the embedded benchmark (stage encode_bounds)"
+    )
     vertex_alphas: list[float] | None = Field(
         None, min_length=1, description="Ridge alpha grid of the vertex-wise fit (null: alphas)"
     )

@@ -28,12 +28,14 @@ def embedded_runs(params: Params) -> tuple[list[Run], dict[str, object]]:
     each embedded stimulus.
     """
     from .embedded import embedded_features, make_embedded
+    from .embedded.sidecars import STORY, sidecar_names
 
     cfg = params.embedded
     runs, truth = make_embedded(cfg, _network_masks(params, [(p.atlas, p.network) for p in cfg.planted]))
+    truth_name, features_name = sidecar_names(STORY)
     sidecars: dict[str, object] = {
-        "embedded/ground_truth.json": json.dumps(truth, indent=2, default=str) + "\n",
-        "embedded/features.parquet": embedded_features(cfg),
+        truth_name: json.dumps(truth, indent=2, default=str) + "\n",
+        features_name: embedded_features(cfg),
     }
     if cfg.movie.enabled:
         from .embedded.movie import MOVIE_PLANTED, make_embedded_movie, movie_design
@@ -42,9 +44,10 @@ def embedded_runs(params: Params) -> tuple[list[Run], dict[str, object]]:
         movie, movie_truth = make_embedded_movie(cfg, masks, event_s=cfg.movie.event_s)
         events, _, _, features = movie_design(cfg, cfg.movie.event_s)
         runs += movie
-        sidecars["embedded/movie_ground_truth.json"] = json.dumps(movie_truth, indent=2, default=str) + "\n"
+        truth_name, features_name = sidecar_names("movie")
+        sidecars[truth_name] = json.dumps(movie_truth, indent=2, default=str) + "\n"
         sidecars["embedded/movie_events.parquet"] = events
-        sidecars["embedded/movie_features.parquet"] = features
+        sidecars[features_name] = features
     return runs, sidecars
 
 

@@ -1,4 +1,5 @@
-"""Stages ``encode`` (one model) and ``encode_baseline`` (once per stimulus): fits -> files.
+"""Stages ``encode`` (one model), ``encode_baseline`` (once per stimulus) and ``encode_bounds``
+(the oracle and null of the embedded benchmark, :func:`run_bounds`): fits -> files.
 
 For every stimulus a model has atoms for (``<patterns>/<model>/<stimulus>/atoms.parquet``) and
 every *valid* prepared run of that stimulus (``metrics/validation.json``), per run:
@@ -33,7 +34,7 @@ Outputs, written atomically, ``<output>/<name>/<stimulus>/``::
                         bool; valid (V,) bool; r_mean, r2_mean (V,) float32; subjects
     targets.parquet     subject ('group' for the group row), kind ('network' | 'roi'), target,
                         r, r2, p, q (BH over the targets of one subject), n_permutations
-    encode.json         summary (per subject and group; see :func:`summarise`)
+    encode.json         summary (per subject and group; see :func:`~brainlike.encoding.summary.summarise`)
 
 where ``<name>`` is the model, or the baseline folder (``baseline_output``) for the baseline
 regressors: word rate + envelope proxy from the words table (:func:`word_baseline`), or the
@@ -60,67 +61,24 @@ import pandas as pd
 from .._utils.atomic import atomic_paths
 from .._utils.compute import cpu_threads, executor_for
 from .._utils.reproducible import write_timings
-from ..activations.extract import stimuli_from_runs
 from ..config import EncodingConfig
 from ..data.atlases import load_atlas
 from ..data.run import Run
 from ..data.store import iter_runs
 from ..errors import DataError
+from ..stimulus import stimuli_from_runs
 from ..validation.stage import read_valid_runs
 from .baseline import baseline_regressors
 from .shared import shared_report
+from .summary import summarise
 from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group, fixed_effects_group
 from ..patterns.outputs import ATOMS_FILE
+from .regressors import BOUND_NAMES, atoms_on_run, bound_regressors, load_atoms, planted_answer
 from .outputs import GROUP_FILE, SHARED_FILE, SUBJECT_FILE, SUMMARY_FILE, TARGETS_FILE
 
 
 
 # --- inputs --------------------------------------------------------------------------------
-def load_atoms(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Temporal atoms of one (model, stimulus) patterns folder.
-
-    Returns
-    -------
-    atoms : array of shape (T, K), float64
-    times : array of shape (T,), stimulus-clock time (s) of each row
-    names : list of K str (``atom_000`` ...)
-    """
-    path = Path(folder) / ATOMS_FILE
-    if not path.is_file():
-        raise DataError(path, "atoms file not found (run `dvc repro patterns`)")
-    df = pd.read_parquet(path)
-    names = [c for c in df.columns if c.startswith("atom_")]
-    if "time_s" not in df.columns or not names:
-        raise DataError(path, "expected columns tr_index, time_s, atom_000 ...", "time_s")
-    A = df[names].to_numpy(np.float64)
-    if not np.isfinite(A).all():
-        raise DataError(path, "atoms hold NaN/inf", names[0])
-    return A, df["time_s"].to_numpy(np.float64), names
-
-
-def atoms_on_run(atoms: np.ndarray, times: np.ndarray, run: Run, source: str | Path | None = None) -> np.ndarray:
-    """The atoms on the run's TR grid, shape (run.n_trs, K).
-
-    The dictionary is fitted on the grid heard by most runs; a run on that grid gets the atoms
-    as they are. A run on another grid (other t0, TR or length) gets them linearly
-    interpolated in stimulus time; rows outside the atoms' time span are 0 (the atoms' value
-    before the story starts is a constant that the intercept absorbs anyway).
-
-    Raises
-    ------
-    DataError
-        If less than half of the run's rows fall inside the atoms' time span.
-    """
-    ft = run.frame_times
-    if ft.size == times.size and np.allclose(ft, times, atol=1e-6):
-        return atoms
-    inside = (ft >= times[0] - 1e-9) & (ft <= times[-1] + 1e-9)
-    if inside.mean() < 0.5:
-        raise DataError(source, f"run {run.run_id} ({ft[0]:.1f}-{ft[-1]:.1f} s) barely overlaps the atoms' "
-                        f"time span ({times[0]:.1f}-{times[-1]:.1f} s); expected the same stimulus clock", "time_s")
-    return np.stack([np.interp(ft, times, a, left=0.0, right=0.0) for a in atoms.T], axis=1)
-
-
 def network_targets(names: Sequence[str], atlases_root: str | Path) -> tuple[list[str], np.ndarray]:
     """Every network of the atlases ``names`` as (``atlas/network`` labels, masks (n, 20484) bool)."""
     labels, masks = [], []
@@ -148,47 +106,6 @@ def valid_runs_by_stimulus(prepared: str | Path, validation_json: str | Path) ->
 
 
 # --- fits ----------------------------------------------------------------------------------
-def _top_mean(r: np.ndarray, fraction: float) -> float | None:
-    r = np.asarray(r, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return None
-    n = max(1, int(np.ceil(fraction * r.size)))
-    return float(np.sort(r)[-n:].mean())
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def summarise(maps: dict, targets: pd.DataFrame, cfg: EncodingConfig) -> dict:
-    """JSON summary of one subject's (or the group's) maps and target scores.
-
-    ``r_mean`` = mean held-out r over non-constant targets; ``r_top`` = mean r of the top
-    ``cfg.top_fraction_r`` of them (the top decile by default); ``n_glm_significant`` = targets
-    significant (BH-FDR per atom) for at least one atom; ``n_atoms_significant`` = atoms with at
-    least one significant target; ``n_targets_significant`` = permutation-tested targets with
-    BH q < fdr_alpha.
-    """
-    valid = maps["valid"]
-    r = maps["r"][valid]
-    sig = maps["significant"][:, valid]
-    out = {
-        "n_targets": int(valid.sum()),
-        "r_mean": _num(np.nanmean(r)) if np.isfinite(r).any() else None,
-        "r_top": _top_mean(r, cfg.top_fraction_r),
-        "r2_mean": _num(np.nanmean(maps["r2"][valid])) if np.isfinite(maps["r2"][valid]).any() else None,
-        "n_glm_significant": int(sig.any(0).sum()),
-        "n_atoms_significant": int(sig.any(1).sum()),
-    }
-    if len(targets):
-        out["targets_r_mean"] = _num(targets["r"].mean())
-        out["targets_r_max"] = _num(targets["r"].max())
-        out["n_targets_significant"] = int((targets["q"] < cfg.fdr_alpha).sum()) if targets["q"].notna().any() else None
-    return out
-
-
 @dataclass(frozen=True)
 class RunJob:
     """One run's fit as an independent task: small, picklable, self-contained.
@@ -377,8 +294,9 @@ def run_encode(
     if not folders:
         raise DataError(root, "no pattern bases (no */atoms.parquet); run `dvc repro patterns` first")
     by_stim = valid_runs_by_stimulus(prepared, validation_json)
-    return _run_all(model, cfg.output, [(f.name, f) for f in folders], by_stim, cfg, prepared, atlases_root,
-                    metrics_dir, baseline=False, compute=compute)
+    items = [(f.name, (*load_atoms(f), str(f / ATOMS_FILE))) for f in folders]
+    return _run_all(model, Path(cfg.output) / model, items, by_stim, cfg, prepared, atlases_root,
+                    Path(metrics_dir) / f"encode/{model}.json", f"encode@{model}", compute=compute)
 
 
 def run_baseline(
@@ -396,27 +314,64 @@ def run_baseline(
     by_stim = valid_runs_by_stimulus(prepared, validation_json)
     if not by_stim:
         raise DataError(validation_json, "no valid run to encode", "valid_runs")
-    return _run_all("baseline", cfg.baseline_output, [(s, None) for s in sorted(by_stim)], by_stim, cfg, prepared,
-                    atlases_root, metrics_dir, baseline=True, compute=compute)
+    return _run_all("baseline", Path(cfg.baseline_output), [(s, None) for s in sorted(by_stim)], by_stim, cfg,
+                    prepared, atlases_root, Path(metrics_dir) / "encode_baseline.json", "encode_baseline",
+                    compute=compute)
 
 
-def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metrics_dir, baseline: bool,
-             compute=None) -> dict:
+def run_bounds(
+    cfg: EncodingConfig,
+    output: str | Path,
+    prepared: str | Path,
+    validation_json: str | Path,
+    atlases_root: str | Path,
+    compute=None,
+) -> dict:
+    """Stage ``encode_bounds``: the oracle and null of every embedded stimulus with a ground truth.
+
+    Encodes :func:`~brainlike.encoding.regressors.bound_regressors` exactly as a model's atoms
+    into ``<output>/{oracle,null}/<stimulus>/`` (the layout of an encode folder), without the
+    shared-response fit (the bounds need the group z-maps only); the ``networks`` stage links
+    them like a model and ``metrics`` writes the bounds into ``recovery.json``. Both folders are
+    published together (one rename of ``output``). ``compute`` as in :func:`run_encode`.
+    Returns ``{name: {stimulus: summary}}``.
+    """
+    by_stim = valid_runs_by_stimulus(prepared, validation_json)
+    stims = [s for s in sorted(by_stim) if (a := planted_answer(prepared, s)) is not None and a[0].is_file()]
+    bcfg = cfg.model_copy(update={"shared": False})
+    out: dict = {}
+    with atomic_paths(output) as (tmp,):
+        tmp.mkdir(parents=True)
+        regs = {s: bound_regressors(prepared, s, cfg.min_shift_trs, cfg.seed) for s in stims}
+        for name in BOUND_NAMES:
+            items = [(s, regs[s][name]) for s in stims]
+            out[name] = _run_all(name, tmp / name, items, by_stim, bcfg, prepared, atlases_root,
+                                 metrics_path=None, timing_name=f"encode_bounds@{name}", compute=compute)
+    return out
+
+
+def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], by_stim, cfg, prepared, atlases_root,
+             metrics_path: Path | None, timing_name: str, compute=None) -> dict:
+    """Fit every (stimulus, regressors) of ``items`` and write ``dest``/<stimulus>/ and ``metrics_path``.
+
+    ``items``: (stimulus, atoms) with atoms = (X (T, K), times (T,), names, source) as
+    :func:`load_atoms` gives them, or None for the baseline regressors of each run.
+    """
     t0 = time.perf_counter()
+    baseline = all(atoms is None for _, atoms in items)
     summaries: dict = {}
     timings: dict = {}
-    dest = Path(out_root) if baseline else Path(out_root) / name
     nets_cache: dict = {}
     with executor_for(compute) as ex:
         # every run of every stimulus is one independent task; the group level stays here
         # shared-response fits (several runs each, the longest tasks) go first, where tasks see memory
         jobs, per_stim, shared_jobs = [], [], []
-        for stim, folder in items:
+        for stim, atoms in items:
             runs = by_stim.get(stim)
             if not runs:
-                raise DataError(folder, f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
+                raise DataError(atoms[3] if atoms else None,
+                                f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
             nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
-            atoms = None if baseline else (*load_atoms(folder), str(folder / ATOMS_FILE))
             per_stim.append((stim, runs, atoms, len(jobs)))
             jobs += [RunJob(r.run_id, str(prepared), cfg, nets, atoms, r if ex.in_process else None) for r in runs]
             if not baseline and cfg.shared:
@@ -428,9 +383,8 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
             results = ex.map(fit_run_job, jobs, key_prefix=f"encode-{name}")
             shared_res = [fit_shared_job(j) for _, j in shared_jobs]
         shared = {stim: r for (stim, _), r in zip(shared_jobs, shared_res)}
-    path = Path(metrics_dir) / ("encode_baseline.json" if baseline else f"encode/{name}.json")
     # data and metrics are both written before either is published (data first, metrics last)
-    with atomic_paths(dest, path) as (tmp, metrics_tmp):
+    with atomic_paths(dest, *([metrics_path] if metrics_path else [])) as (tmp, *metrics_tmp):
         tmp.mkdir(parents=True)
         for stim, runs, atoms, i0 in per_stim:
             t = time.perf_counter()
@@ -457,7 +411,7 @@ def _run_all(name, out_root, items, by_stim, cfg, prepared, atlases_root, metric
                                                      for k, v in s["subjects"].items()}}
             for stim, s in summaries.items()
         }
-        metrics_tmp.write_text(json.dumps({"name": name, "stimuli": brief}, indent=1, default=float) + "\n")
-    write_timings("encode_baseline" if baseline else f"encode@{name}",
-                  {"stimuli": timings, "total_s": round(time.perf_counter() - t0, 2)})
+        if metrics_tmp:
+            metrics_tmp[0].write_text(json.dumps({"name": name, "stimuli": brief}, indent=1, default=float) + "\n")
+    write_timings(timing_name, {"stimuli": timings, "total_s": round(time.perf_counter() - t0, 2)})
     return summaries

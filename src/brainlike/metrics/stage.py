@@ -9,10 +9,12 @@ writes
   (the embedded default when present), plus held-out r summaries of the model, its random twin
   and the baseline; more surface stimuli go under ``by_stimulus``;
 - ``organization.parquet`` -- the same as a long table (model, metric, key, value);
-- ``recovery.json`` -- ``{"models": {M: score}, "summary": ..., "by_stimulus": ...}`` against the
-  planted ground truth of each embedded stimulus (story: ``<prepared>/embedded/ground_truth.json``,
+- ``recovery.json`` -- ``{"bounds": ..., "models": {M: score}, "summary": ..., "by_stimulus": ...}``
+  against the planted ground truth of each embedded stimulus (story: ``<prepared>/embedded/ground_truth.json``,
   others ``<task>_ground_truth.json``); ``models`` holds each model's story score (else its
-  first embedded stimulus); ``{"status": ...}`` when there is none;
+  first embedded stimulus); ``bounds`` (and ``by_stimulus[S]["bounds"]``): what the oracle and
+  the null of the ``encode_bounds`` stage reach through the same path
+  (:func:`~brainlike.metrics.recovery.recovery_bounds`); ``{"status": ...}`` when there is none;
 - ``alice.json`` -- for every ROI-space stimulus (Alice): per model and ROI, group held-out r
   and its permutation p, the same for the random twin and the baseline, and a verdict per
   trained model (``{"status": ...}`` when no ROI stimulus was encoded).
@@ -43,12 +45,13 @@ from ..encoding.outputs import SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
-from ..networks.outputs import LINKS_FILE, MAPS_FILE
+from ..encoding.regressors import planted_answer
+from ..networks.outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE
 from ..patterns.outputs import ANS_FILE, ATOMS_FILE, SUBGROUPS_FILE
 from ..stimulus import primary_stimulus
 from .organization import _num, organization_metrics, tidy_metrics
 from .outputs import ALICE_FILE, ORGANIZATION_FILE, ORGANIZATION_TABLE, RECOVERY_FILE
-from .recovery import kind_difference, score_planted, score_recovery_by_model
+from .recovery import kind_difference, recovery_bounds, score_planted, score_recovery_by_model
 from .uncertainty import organization_cis
 
 PRIMARY = "embedded_task-story"  # first in primary_stimulus's order
@@ -94,15 +97,6 @@ def heldout_summary(folder: Path) -> dict | None:
 
 def _ci_dict(b: dict) -> dict:
     return {"value": _num(b["value"]), "ci_low": _num(b["ci_low"]), "ci_high": _num(b["ci_high"])}
-
-
-def ground_truth_file(prepared: Path, stimulus: str) -> Path | None:
-    """The planted answer of an embedded stimulus: ``ground_truth.json`` (story) or
-    ``<task>_ground_truth.json`` (e.g. the movie); None for real data."""
-    if not stimulus.startswith("embedded_task-"):
-        return None
-    task = stimulus.removeprefix("embedded_task-")
-    return prepared / "embedded" / ("ground_truth.json" if task == "story" else f"{task}_ground_truth.json")
 
 
 def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame,
@@ -291,6 +285,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     models = params.models
     links_path = net_root / LINKS_FILE
     links = pd.read_parquet(links_path) if links_path.is_file() else None
+    bounds_path = net_root / BOUNDS_DIR / LINKS_FILE
+    bounds = pd.read_parquet(bounds_path) if bounds_path.is_file() else None
     per_model: dict = {}
     surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
     for m in models:
@@ -333,7 +329,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     by_stim: dict = {}
     nets = None
     for stim in ([] if links is None else sorted(links["stimulus"].unique())):
-        gt_path = ground_truth_file(Path(params.paths.prepared), stim)
+        answer = planted_answer(params.paths.prepared, stim)
+        gt_path = None if answer is None else answer[0]
         if gt_path is None or not gt_path.is_file():
             continue
         gt = json.loads(gt_path.read_text())
@@ -351,7 +348,12 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
                     if twin in strict:
                         sc["strict_minus_twin_by_kind"] = kind_difference(strict[m], strict[twin])
         by_stim[stim] = {"snr": gt.get("snr"), "target_r": gt.get("target_r"), "ground_truth": gt_path.as_posix(),
-                         "models": scores}
+                         "n_subjects": gt.get("n_subjects"), "models": scores}
+        bl = None if bounds is None else bounds[bounds["stimulus"] == stim]
+        if bl is not None and {"oracle", "null"} <= set(bl["model"]):
+            # what a perfect and a useless regressor set reach through the same encode -> networks path
+            by_stim[stim]["bounds"] = recovery_bounds(bl[bl["model"] == "oracle"], bl[bl["model"] == "null"],
+                                                      gt["planted"], nets)
     if by_stim:
         prim = {}
         for stim in sorted(by_stim, key=lambda s: (s != PRIMARY, s)):
@@ -362,6 +364,10 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
                 "precision": s["precision"], "recall": s["recall"],
                 "best_dice": {f"{e['atlas']}/{e['network']}": e["best_dice"] for e in s["planted"]}}
             for m, s in prim.items()}, "by_stimulus": by_stim}
+        first = next((st for st in sorted(by_stim, key=lambda s: (s != PRIMARY, s)) if "bounds" in by_stim[st]), None)
+        if first is not None:  # the benchmark's bounds, on the story when it has them
+            recovery = {"bounds": by_stim[first]["bounds"] | {"stimulus": first,
+                                                              "n_subjects": by_stim[first]["n_subjects"]}} | recovery
     else:
         recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
                               "recovery is scored on the embedded default only"}

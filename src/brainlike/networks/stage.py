@@ -8,14 +8,17 @@ on Dask the rotations are built here and sent once to every worker (``scatter``)
 workers read the encoding folders themselves. Tables and maps come back here to be written.
 
 Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertices) and
-``sub-*.npz`` (subject z); writes, atomically, ``<output>/``::
+``sub-*.npz`` (subject z), and the same for the benchmark's bounds
+(``<encoding.bounds_output>/{oracle,null}/<stimulus>/``, linked exactly like a model); writes,
+atomically, ``<output>/``::
 
     links.parquet                      model, stimulus, atom, sign, atlas, network, dice, p,
                                        linked, map_vertices (one row per atom x sign x network)
     <model>/<stimulus>/maps.npz        group (K, 2, V) bool thresholded group maps (sign axis
                                        0 '+', 1 '-'); subjects (S, K, 2, V) bool, the subject
                                        z-maps thresholded the same way; subject_ids; valid (V,)
-    networks.json                      per model and stimulus: links, linked atoms, timing
+    bounds/links.parquet               the same table for the bounds (model: oracle | null)
+    networks.json                      per model and stimulus: links, linked atoms; ``bounds``: the same
 
 and ``<metrics>/networks.json`` (the same summary).
 """
@@ -35,7 +38,7 @@ from .._utils.reproducible import write_timings
 from ..errors import DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
 from ..encoding.outputs import GROUP_FILE, SUBJECT_GLOB, SUBJECT_PREFIX
-from .outputs import LINKS_FILE, MAPS_FILE, SUMMARY_FILE
+from .outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE, SUMMARY_FILE
 from .spin import spin_permutations
 from .threshold import threshold_maps
 
@@ -105,8 +108,9 @@ def run_networks(
     output: str | Path,
     metrics_dir: str | Path,
     compute=None,
+    bounds_root: str | Path | None = None,
 ) -> dict:
-    """Stage ``networks`` for ``models``; returns the summary.
+    """Stage ``networks`` for ``models`` (and the bounds under ``bounds_root``); returns the summary.
 
     Parameters
     ----------
@@ -118,29 +122,35 @@ def run_networks(
     metrics_dir : ``paths.metrics``
     compute : ComputeConfig or Executor, optional
         Where the (model, stimulus) matches run (default: ``ComputeConfig()``, forked worker processes).
+    bounds_root : ``encoding.bounds_output``, optional
+        Its ``oracle`` and ``null`` folders are linked as two more models, into ``bounds/``.
     """
     t0 = time.perf_counter()
     nets = network_set(cfg.atlases, atlases_root)
     n_v = nets.masks.shape[1]
-    todo = [(m, f) for m in models for f in surface_stimuli(encoding_root, m, n_v)]
+    todo = [(m, f, False) for m in models for f in surface_stimuli(encoding_root, m, n_v)]
+    if bounds_root is not None and Path(bounds_root).is_dir():
+        todo += [(b, f, True) for b in sorted(p.name for p in Path(bounds_root).iterdir() if p.is_dir())
+                 for f in surface_stimuli(bounds_root, b, n_v)]
     summary: dict = {"models": {}, "n_spins": cfg.n_spins}
-    tables = []
+    tables, bound_tables = [], []
     t = time.perf_counter()
     perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex) if todo else None
     timings: dict = {"spins_s": round(time.perf_counter() - t, 2), "models": {}}  # build/timings, not DVC
     with executor_for(compute) as ex:
         shared = ex.share((nets, perms)) if todo else None
-        done = ex.map(match_task, [(str(f), m, cfg) for m, f in todo], key_prefix="networks", shared=shared)
+        done = ex.map(match_task, [(str(f), m, cfg) for m, f, _ in todo], key_prefix="networks", shared=shared)
     # data and metrics are both written before either is published (data first, metrics last)
     with atomic_paths(output, Path(metrics_dir) / SUMMARY_FILE) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
-        for (model, folder), (table, maps, seconds) in zip(todo, done):
-            dest = tmp / model / folder.name
-            dest.mkdir(parents=True)
-            np.savez_compressed(dest / MAPS_FILE, **maps)
-            tables.append(table)
+        for (model, folder, bound), (table, maps, seconds) in zip(todo, done):
+            if not bound:
+                dest = tmp / model / folder.name
+                dest.mkdir(parents=True)
+                np.savez_compressed(dest / MAPS_FILE, **maps)
+            (bound_tables if bound else tables).append(table)
             lk = table[table["linked"]]
-            summary["models"].setdefault(model, {})[folder.name] = {
+            summary.setdefault("bounds" if bound else "models", {}).setdefault(model, {})[folder.name] = {
                 "n_links": int(len(lk)),
                 "n_linked_atoms": int(lk["atom"].nunique()),
                 "n_atoms": int(maps["group"].shape[0]),
@@ -151,6 +161,9 @@ def run_networks(
         cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
         links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
         links[cols].to_parquet(tmp / LINKS_FILE, index=False)
+        if bound_tables:
+            (tmp / BOUNDS_DIR).mkdir()
+            pd.concat(bound_tables, ignore_index=True)[cols].to_parquet(tmp / BOUNDS_DIR / LINKS_FILE, index=False)
         (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
         metrics_tmp.write_text(json.dumps(summary, indent=1) + "\n")
     write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})
