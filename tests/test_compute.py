@@ -215,6 +215,7 @@ def test_stages_equal_serial(cfg, serial_run, study, one_thread, tmp_path):  # n
         assert (ms / f).read_text() == (ml / f).read_text(), f
     assert json.loads((ms / "organization.json").read_text())["models"]["m"]["n_linked_atoms"] >= 2
     _same_frame(pd.read_parquet(ms / "organization.parquet"), pd.read_parquet(ml / "organization.parquet"), "organization")
-    for rel in ("networks.json", "encode/m.json", "encode/m-random.json", "encode_baseline.json"):
+    for rel in ("networks/m.json", "networks/m-random.json", "encode/m.json", "encode/m-random.json",
+                "encode_baseline.json"):
         assert _drop_timing(json.loads((ms / rel).read_text())) == _drop_timing(json.loads((ml / rel).read_text())), rel
     assert n >= 20  # group and subject maps of both models and the baseline, links, thresholded maps

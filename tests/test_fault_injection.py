@@ -49,7 +49,7 @@ PREVIOUS = b"an earlier run's output\n"
 STAGES = {
     "patterns": (["patterns.py", "--model", "toy"], ["patterns/toy", "metrics/patterns/toy.json"]),
     "encode": (["encode.py", "--model", "m"], ["encoding/m", "metrics/encode/m.json"]),
-    "networks": (["networks.py"], ["networks", "metrics/networks.json"]),
+    "networks": (["networks.py", "--model", "m"], ["networks/m", "metrics/networks/m.json"]),
     "metrics": (["metrics.py"], ["metrics/organization.json", "metrics/organization.parquet",
                                  "metrics/recovery.json", "metrics/alice.json"]),
     "register": (["register.py"], ["metrics/registry.json"]),
@@ -57,7 +57,8 @@ STAGES = {
 # what else a stage writes to (its first write starts the window the kill falls in)
 WRITES_ALSO = {"register": ["mlflow.db"]}
 # run once, not killed: inputs of the stages above
-UPSTREAM = {"encode-m-random": ["encode.py", "--model", "m-random"], "encode-baseline": ["encode.py", "--baseline"]}
+UPSTREAM = {"encode-m-random": ["encode.py", "--model", "m-random"], "encode-baseline": ["encode.py", "--baseline"],
+            "spins": ["networks.py", "--spins"]}
 PRELOAD = ["brainlike.cli", "brainlike.patterns.stage", "brainlike.encoding.stage", "brainlike.networks.stage",
            "brainlike.metrics.stage", "brainlike.registry.stage", "brainlike.registry.log", "mlflow",
            "mlflow.store.tracking.sqlalchemy_store", "matplotlib.pyplot", "torch"]
@@ -259,7 +260,7 @@ def workspace(server, study, tmp_path_factory):  # noqa: F811
         "encoding": study.encoding.model_dump(mode="json", exclude_unset=True)
         | {"output": "encoding", "baseline_output": "baseline", "alphas": [10.0, 100.0], "vertex_alphas": [100.0],
            "n_folds": 2, "n_permutations": 10, "band_scales": [1.0], "n_boot": 100, "threads": 1},
-        "networks": {"output": "networks", "n_spins": 20, "atlases": list(study.networks.atlases)},
+        "networks": {"output": "networks", "spins": "spins.npy", "n_spins": 20, "atlases": list(study.networks.atlases)},
         "registry": {"tracking_uri": "sqlite:///mlflow.db", "artifact_location": "mlartifacts"},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

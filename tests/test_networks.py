@@ -260,3 +260,20 @@ def test_config_rejects_impossible_spin_alpha():
 def test_spin_benchmark_reports_rates():
     out = spin_benchmark(n_spins=20, n_maps=8)
     assert out["n_vertices"] == 20484 and out["rotations_per_s"] > 0 and out["map_spins_per_s"] > 0
+
+
+def test_spins_file_round_trip_and_mismatch(nets, tmp_path):
+    """The ``spins`` stage's file gives every model's stage the rotations it would build itself;
+    a file of another size (a changed ``n_spins``) is refused, naming the file and the field."""
+    from brainlike.errors import DataError
+    from brainlike.networks.spin import read_spins, write_spins
+
+    perms = spin_permutations(12, 3, valid=nets.cortex)
+    path = write_spins(perms, tmp_path / "spins.npy")
+    assert np.load(path).dtype == np.int16
+    back = read_spins(path, 12, nets.cortex.size)
+    assert back.dtype == np.int32 and np.array_equal(back, perms)
+    with pytest.raises(DataError, match=r"spins\.npy.*n_spins"):
+        read_spins(path, 13, nets.cortex.size)
+    with pytest.raises(DataError, match="dvc repro spins"):
+        read_spins(tmp_path / "missing.npy", 12, nets.cortex.size)

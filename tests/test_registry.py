@@ -299,8 +299,9 @@ def write_stage_outputs(root: Path, model: str = "minilm-l6", stims=("embedded_t
         (enc / "encode.json").write_text(json.dumps({"space": "fsaverage5", "group": {"r_mean": 0.2, "r_top": 0.4}}))
         links.append(pd.DataFrame({"model": [model, "other"], "stimulus": stim, "atom": [0, 0], "sign": "+",
                                    "atlas": "yeo7", "network": "Visual", "dice": 0.3, "p": 0.01, "linked": True}))
-    (root / "data/networks").mkdir(parents=True)
-    pd.concat(links).to_parquet(root / "data/networks/links.parquet")
+    for name, lk in pd.concat(links).groupby("model"):  # the networks stage writes one table per model
+        (root / "data/networks" / name).mkdir(parents=True)
+        lk.to_parquet(root / "data/networks" / name / "links.parquet")
     (root / "metrics/patterns").mkdir(parents=True)
     (root / f"metrics/patterns/{model}.json").write_text(json.dumps(
         {"stimuli": {s: {"r2": 0.55 + 0.1 * i, "sparsity": 3.0} for i, s in enumerate(stims)}}))

@@ -114,10 +114,10 @@ def test_report_from_stage_outputs(tmp_path):
     hist.to_parquet(pat / "layer_hist.parquet")
     counts, labels = layer_counts(hist)
     assert labels == ["text:0", "vision:1"] and counts.tolist() == [[5, 7], [0, 2], [4, 0]]
-    (tmp_path / "data/networks").mkdir(parents=True)
+    (tmp_path / "data/networks/vlm-x").mkdir(parents=True)
     links = _links("vlm-x").assign(stimulus=stim)
     pd.concat([links, links.assign(stimulus="embedded_task-story", dice=0.9)]).to_parquet(
-        tmp_path / "data/networks/links.parquet")
+        tmp_path / "data/networks/vlm-x/links.parquet")
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics/organization.json").write_text(json.dumps({"models": {"vlm-x": {"stimulus": stim}}}))
     models = {n: ModelConfig(name=n, generation="vlm-2021", generation_order=3, source="builtin:clip-vit-b32",

@@ -26,6 +26,7 @@ from brainlike.encoding.regressors import atoms_on_run
 from brainlike.encoding.stage import run_baseline, run_bounds, run_encode
 from brainlike.metrics.stage import run_metrics
 from brainlike.networks import network_set
+from brainlike.networks.links import read_links
 from brainlike.networks.stage import run_networks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +171,9 @@ def test_encode_outputs_shapes(study, outputs):
 
 
 def test_networks_links_planted_atoms(study, outputs):
-    links = pd.read_parquet(Path(study.networks.output) / "links.parquet")
+    links = read_links(study.networks.output)
     assert {"model", "stimulus", "atom", "sign", "atlas", "network", "dice", "p", "linked"} <= set(links.columns)
+    assert set(links["model"]) == {"m", "m-random"}  # one table per model folder, read as one
     assert set(links["stimulus"]) == {"embedded_task-story"}  # ROI data are not matched
     lk = links[(links["model"] == "m") & links["linked"]]
     hit = lambda a, s, at, n: ((lk["atom"] == a) & (lk["sign"] == s) & (lk["atlas"] == at) & (lk["network"] == n)).any()  # noqa: E731
@@ -239,16 +241,16 @@ def test_encode_and_networks_publish_data_and_metrics_together(study, outputs, t
     blocked = tmp_path / "metrics"
     blocked.write_text("a file where the metrics folder should be")  # unwritable, even for root
     enc_out, net_out = tmp_path / "encoding", tmp_path / "networks"
-    for out in (enc_out / "m", net_out):
+    for out in (enc_out / "m", net_out / "m"):
         out.mkdir(parents=True)
         (out / "old.txt").write_text("old")
     val = Path(p.paths.metrics) / "validation.json"
     cfg = p.encoding.model_copy(update={"output": str(enc_out)})
     with pytest.raises(OutputError, match=r"metrics/encode/m\.json: cannot write"):
         run_encode("m", cfg, p.patterns.output, p.paths.prepared, val, p.paths.atlases, blocked)
-    with pytest.raises(OutputError, match=r"metrics/networks\.json: cannot write"):
+    with pytest.raises(OutputError, match=r"metrics/networks/m\.json: cannot write"):
         run_networks(["m"], p.networks, p.encoding.output, p.paths.atlases, net_out, blocked)
-    for out in (enc_out / "m", net_out):
+    for out in (enc_out / "m", net_out / "m"):
         assert sorted(f.name for f in out.iterdir()) == ["old.txt"], out  # the previous data, untouched
     assert not list(tmp_path.rglob(".*.tmp"))  # no temporary left beside either output
 
@@ -263,12 +265,12 @@ def test_bounds_run_the_same_chain(study, outputs):
         assert g["z"].shape == (2, 20484)  # the planted columns only, in the ground truth's order
     b = pd.read_parquet(Path(study.networks.output) / "bounds" / "links.parquet")
     assert set(b["model"]) == {"oracle", "null"} and not b[b["model"] == "null"]["linked"].any()
-    links = pd.read_parquet(Path(study.networks.output) / "links.parquet")
-    assert set(links["model"]) == {"m", "m-random"}  # the bounds are not models
+    assert set(read_links(study.networks.output)["model"]) == {"m", "m-random"}  # the bounds are not models
     rec = json.loads((Path(study.paths.metrics) / "recovery.json").read_text())
     bounds = rec["bounds"]
     assert bounds["stimulus"] == "embedded_task-story" and bounds["n_subjects"] == N_SURFACE
     assert bounds["oracle"]["min_best_dice"] >= 0.6 and bounds["null"]["max_best_dice"] == 0.0
     assert bounds == rec["by_stimulus"]["embedded_task-story"]["bounds"] | {"stimulus": "embedded_task-story",
                                                                             "n_subjects": N_SURFACE}
-    assert set(json.loads((Path(study.paths.metrics) / "networks.json").read_text())["bounds"]) == {"oracle", "null"}
+    assert set(json.loads((Path(study.paths.metrics) / "networks" / "bounds.json").read_text())["models"]) == {
+        "oracle", "null"}

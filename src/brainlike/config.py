@@ -413,6 +413,7 @@ class NetworksConfig(_Section):
     """Matching atom maps to functional brain networks (stage ``networks``; README: network matching)."""
 
     output: Path = Field(Path("data/networks"), description="links.parquet and thresholded maps per model")
+    spins: Path = Field(Path("data/spins.npy"), description="Spin-test rotations, built once (stage spins)")
     threshold: Literal["fdr", "top_fraction"] = Field(
         "fdr", description="fdr: BH-FDR on two-sided p from z; top_fraction: the most extreme vertices"
     )

@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         run_baseline(p.encoding, p.paths.prepared, validation, p.paths.atlases, mdir, compute=ex)
         print(json.dumps({"encode": "baseline", "s": round(time.perf_counter() - t, 1)}), flush=True)
         t = time.perf_counter()
+        spins = p.networks.spins if Path(p.networks.spins).is_file() else None  # the run's, else built here
         run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output, mdir,
-                     compute=ex)
+                     compute=ex, spins_file=spins)
         print(json.dumps({"networks": round(time.perf_counter() - t, 1)}), flush=True)
     run_metrics(p, mdir)
     wall = time.perf_counter() - t0

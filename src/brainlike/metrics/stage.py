@@ -46,7 +46,8 @@ from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
 from ..encoding.regressors import planted_answer
-from ..networks.outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE
+from ..networks.links import read_bound_links, read_links
+from ..networks.outputs import MAPS_FILE
 from ..patterns.outputs import ANS_FILE, ATOMS_FILE, SUBGROUPS_FILE
 from ..stimulus import primary_stimulus
 from .organization import _num, organization_metrics, tidy_metrics
@@ -283,10 +284,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     pat_root = Path(params.patterns.output)
     net_root = Path(params.networks.output)
     models = params.models
-    links_path = net_root / LINKS_FILE
-    links = pd.read_parquet(links_path) if links_path.is_file() else None
-    bounds_path = net_root / BOUNDS_DIR / LINKS_FILE
-    bounds = pd.read_parquet(bounds_path) if bounds_path.is_file() else None
+    links = read_links(net_root, sorted(models))
+    bounds = read_bound_links(net_root)
     per_model: dict = {}
     surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
     for m in models:

@@ -4,6 +4,7 @@ README "Matching atoms to brain networks". Pure functions on arrays plus one dri
 (:func:`match_networks`); z-maps come in as arrays, nothing here imports the encoding layer.
 """
 
+from .links import read_bound_links, read_links
 from .match import LINK_COLUMNS, NetworkSet, match_from_config, match_networks, network_set, network_set_from_atlases
 from .spin import dice_matrix, random_rotations, sphere_coords, spin_permutations, spin_test
 from .threshold import SIGNS, bh_reject, p_from_z, threshold_map, threshold_maps
@@ -20,6 +21,8 @@ __all__ = [
     "network_set_from_atlases",
     "p_from_z",
     "random_rotations",
+    "read_bound_links",
+    "read_links",
     "sphere_coords",
     "spin_benchmark",
     "spin_permutations",

@@ -13,6 +13,8 @@ vertex (so no medial-wall value is ever spun into cortex, in the spirit of Baum 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
@@ -229,3 +231,36 @@ def _spin_exceed(maps, networks, perms, observed, batch, spins_per_chunk, return
             if null is not None:
                 null[s0 : s0 + n_c, lo : lo + d.shape[1]] = d
     return exceed, null
+
+
+def write_spins(perms: np.ndarray, path: str | Path) -> Path:
+    """Save spin permutations as int16 ``.npy`` (fsaverage5 indices fit), atomically."""
+    from .._utils.atomic import atomic_paths
+
+    perms = np.asarray(perms)
+    if perms.max(initial=0) > np.iinfo(np.int16).max:
+        raise ValueError(f"vertex indices up to {perms.max()} do not fit int16")
+    with atomic_paths(path) as (tmp,):
+        with open(tmp, "wb") as f:
+            np.save(f, perms.astype(np.int16), allow_pickle=False)
+    return Path(path)
+
+
+def read_spins(path: str | Path, n_spins: int, n_vertices: int) -> np.ndarray:
+    """Spin permutations written by :func:`write_spins`, as int32 (n_spins, n_vertices).
+
+    Raises
+    ------
+    DataError
+        Missing file, or not ``n_spins`` x ``n_vertices`` (the ``spins`` stage is stale).
+    """
+    from ..errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "spin permutations not found; run `dvc repro spins`")
+    perms = np.load(path, allow_pickle=False)
+    if perms.shape != (n_spins, n_vertices):
+        raise DataError(path, f"expected ({n_spins}, {n_vertices}) spin permutations (networks.n_spins), "
+                        f"got {perms.shape}; run `dvc repro spins`", "n_spins")
+    return perms.astype(np.int32)

@@ -1,26 +1,27 @@
-"""Stage ``networks``: every model's group atom maps -> links to functional brain networks.
+"""Stages ``spins`` and ``networks@<model>``: group atom maps -> links to functional brain networks.
 
-One stage for all models, so the spin-test rotations (``n_spins`` nearest-neighbour
-permutations of the fsaverage5 sphere, ~11 s for 1,000) are built once and reused for every
-model and atom. Only fsaverage5 stimuli are matched (ROI data have no maps to threshold).
-Each (model, stimulus) is an independent task (:func:`match_task`) run where ``compute`` says;
-on Dask the rotations are built here and sent once to every worker (``scatter``), and the
-workers read the encoding folders themselves. Tables and maps come back here to be written.
+``spins`` builds the spin-test rotations once (``n_spins`` nearest-neighbour permutations of the
+fsaverage5 sphere, ~8 s per 1,000; :func:`run_spins`); every ``networks@<model>`` stage reads
+them, so adding a model links only that model. Only fsaverage5 stimuli are matched (ROI data
+have no maps to threshold). Each (model, stimulus) is an independent task (:func:`match_task`)
+run where ``compute`` says; on Dask the rotations are sent once to every worker (``scatter``),
+and the workers read the encoding folders themselves. Tables and maps come back here to be written.
 
 Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertices) and
 ``sub-*.npz`` (subject z), and the same for the benchmark's bounds
-(``<encoding.bounds_output>/{oracle,null}/<stimulus>/``, linked exactly like a model); writes,
-atomically, ``<output>/``::
+(``<encoding.bounds_output>/{oracle,null}/<stimulus>/``, linked exactly like a model, stage
+``networks_bounds``); writes, atomically, per model ``<output>/<model>/``::
 
-    links.parquet                      model, stimulus, atom, sign, atlas, network, dice, p,
-                                       linked, map_vertices (one row per atom x sign x network)
-    <model>/<stimulus>/maps.npz        group (K, 2, V) bool thresholded group maps (sign axis
-                                       0 '+', 1 '-'); subjects (S, K, 2, V) bool, the subject
-                                       z-maps thresholded the same way; subject_ids; valid (V,)
-    bounds/links.parquet               the same table for the bounds (model: oracle | null)
-    networks.json                      per model and stimulus: links, linked atoms; ``bounds``: the same
+    links.parquet           model, stimulus, atom, sign, atlas, network, dice, p, q, linked,
+                            map_vertices (one row per atom x sign x network)
+    <stimulus>/maps.npz     group (K, 2, V) bool thresholded group maps (sign axis 0 '+', 1 '-');
+                            subjects (S, K, 2, V) bool, the subject z-maps thresholded the same
+                            way; subject_ids; valid (V,)
+    networks.json           per stimulus: links, linked atoms, non-empty maps
 
-and ``<metrics>/networks.json`` (the same summary).
+with ``<metrics>/networks/<model>.json`` (the same summary); the bounds go to
+``<output>/bounds/`` (links.parquet, networks.json; model ``oracle`` | ``null``).
+:func:`~brainlike.networks.links.read_links` reads every model's table back as one.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ import pandas as pd
 from .._utils.atomic import atomic_paths
 from .._utils.compute import executor_for
 from .._utils.reproducible import write_timings
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
 from ..encoding.outputs import GROUP_FILE, SUBJECT_GLOB, SUBJECT_PREFIX
-from .outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE, SUMMARY_FILE
-from .spin import spin_permutations
+from .outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE, METRICS_DIR, SUMMARY_FILE
+from .spin import read_spins, spin_permutations, write_spins
 from .threshold import threshold_maps
 
 
@@ -100,6 +101,28 @@ def match_task(job: tuple[str, str, object], shared: tuple) -> tuple[pd.DataFram
     return table, maps, time.perf_counter() - t
 
 
+def spins_for(cfg, nets, spins_file: str | Path | None = None) -> np.ndarray:
+    """The spin permutations of ``cfg`` on ``nets.cortex``: read from ``spins_file`` (stage
+    ``spins``) when given, else built here. Raises DataError when the file does not match."""
+    if spins_file is None:
+        return spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex)
+    return read_spins(spins_file, cfg.n_spins, nets.cortex.size)
+
+
+def run_spins(cfg, atlases_root: str | Path, out: str | Path) -> Path:
+    """Stage ``spins``: ``cfg.n_spins`` rotations of the cortex of ``cfg.atlases``, written once.
+
+    Every ``networks@<model>`` stage reads them, so adding a model does not rebuild them; the
+    file is keyed by what they depend on (``n_spins``, ``seed``, the atlases' cortex mask).
+    """
+    nets = network_set(cfg.atlases, atlases_root)
+    t = time.perf_counter()
+    perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex)
+    path = write_spins(perms, out)
+    write_timings("spins", {"total_s": round(time.perf_counter() - t, 2)})
+    return path
+
+
 def run_networks(
     models: list[str],
     cfg,
@@ -109,8 +132,12 @@ def run_networks(
     metrics_dir: str | Path,
     compute=None,
     bounds_root: str | Path | None = None,
+    spins_file: str | Path | None = None,
 ) -> dict:
     """Stage ``networks`` for ``models`` (and the bounds under ``bounds_root``); returns the summary.
+
+    Each model is published on its own (``<output>/<model>/`` with its metrics), so the stage
+    runs per model (``networks@<model>``) and adding a model re-links only that model.
 
     Parameters
     ----------
@@ -123,48 +150,60 @@ def run_networks(
     compute : ComputeConfig or Executor, optional
         Where the (model, stimulus) matches run (default: ``ComputeConfig()``, forked worker processes).
     bounds_root : ``encoding.bounds_output``, optional
-        Its ``oracle`` and ``null`` folders are linked as two more models, into ``bounds/``.
+        Its ``oracle`` and ``null`` folders are linked as two more models, into ``<output>/bounds/``.
+    spins_file : the ``spins`` stage's output, optional (default: the rotations are built here)
     """
     t0 = time.perf_counter()
+    if BOUNDS_DIR in models:
+        raise ConfigError(f"a model cannot be named {BOUNDS_DIR!r}: the networks stage writes the benchmark's "
+                          f"bounds under {Path(output, BOUNDS_DIR).as_posix()}")
     nets = network_set(cfg.atlases, atlases_root)
     n_v = nets.masks.shape[1]
-    todo = [(m, f, False) for m in models for f in surface_stimuli(encoding_root, m, n_v)]
+    todo = [(m, f, m) for m in models for f in surface_stimuli(encoding_root, m, n_v)]
     if bounds_root is not None and Path(bounds_root).is_dir():
-        todo += [(b, f, True) for b in sorted(p.name for p in Path(bounds_root).iterdir() if p.is_dir())
+        todo += [(b, f, BOUNDS_DIR) for b in sorted(p.name for p in Path(bounds_root).iterdir() if p.is_dir())
                  for f in surface_stimuli(bounds_root, b, n_v)]
-    summary: dict = {"models": {}, "n_spins": cfg.n_spins}
-    tables, bound_tables = [], []
     t = time.perf_counter()
-    perms = spin_permutations(cfg.n_spins, cfg.seed, valid=nets.cortex) if todo else None
+    perms = spins_for(cfg, nets, spins_file) if todo else None
     timings: dict = {"spins_s": round(time.perf_counter() - t, 2), "models": {}}  # build/timings, not DVC
     with executor_for(compute) as ex:
         shared = ex.share((nets, perms)) if todo else None
         done = ex.map(match_task, [(str(f), m, cfg) for m, f, _ in todo], key_prefix="networks", shared=shared)
-    # data and metrics are both written before either is published (data first, metrics last)
-    with atomic_paths(output, Path(metrics_dir) / SUMMARY_FILE) as (tmp, metrics_tmp):
-        tmp.mkdir(parents=True)
-        for (model, folder, bound), (table, maps, seconds) in zip(todo, done):
-            if not bound:
-                dest = tmp / model / folder.name
-                dest.mkdir(parents=True)
-                np.savez_compressed(dest / MAPS_FILE, **maps)
-            (bound_tables if bound else tables).append(table)
-            lk = table[table["linked"]]
-            summary.setdefault("bounds" if bound else "models", {}).setdefault(model, {})[folder.name] = {
-                "n_links": int(len(lk)),
-                "n_linked_atoms": int(lk["atom"].nunique()),
-                "n_atoms": int(maps["group"].shape[0]),
-                "n_nonempty_maps": int(maps["group"].any(-1).sum()),
-                "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
-            }
-            timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
-        cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
-        links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
-        links[cols].to_parquet(tmp / LINKS_FILE, index=False)
-        if bound_tables:
-            (tmp / BOUNDS_DIR).mkdir()
-            pd.concat(bound_tables, ignore_index=True)[cols].to_parquet(tmp / BOUNDS_DIR / LINKS_FILE, index=False)
-        (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
-        metrics_tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    write_timings("networks", timings | {"total_s": round(time.perf_counter() - t0, 2)})
+    groups = list(dict.fromkeys(models)) + ([BOUNDS_DIR] if any(g == BOUNDS_DIR for *_, g in todo) else [])
+    summary: dict = {}
+    for group in groups:
+        out = {"n_spins": cfg.n_spins, "models": {}}
+        tables = []
+        # data and metrics are both written before either is published (data first, metrics last)
+        with atomic_paths(Path(output) / group, Path(metrics_dir) / METRICS_DIR / f"{group}.json") as (tmp, mtmp):
+            tmp.mkdir(parents=True)
+            for (model, folder, g), (table, maps, seconds) in zip(todo, done):
+                if g != group:
+                    continue
+                if group != BOUNDS_DIR:
+                    (tmp / folder.name).mkdir()
+                    np.savez_compressed(tmp / folder.name / MAPS_FILE, **maps)
+                tables.append(table)
+                out["models"].setdefault(model, {})[folder.name] = link_summary(table, maps)
+                timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
+            cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
+            links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
+            links[cols].to_parquet(tmp / LINKS_FILE, index=False)
+            (tmp / SUMMARY_FILE).write_text(json.dumps(out, indent=1) + "\n")
+            mtmp.write_text(json.dumps(out, indent=1) + "\n")
+        summary[group] = out
+    write_timings("networks" if len(groups) != 1 else f"networks@{groups[0]}",
+                  timings | {"total_s": round(time.perf_counter() - t0, 2)})
     return summary
+
+
+def link_summary(table: pd.DataFrame, maps: dict) -> dict:
+    """Links, linked atoms and non-empty maps of one (model, stimulus)."""
+    lk = table[table["linked"]]
+    return {
+        "n_links": int(len(lk)),
+        "n_linked_atoms": int(lk["atom"].nunique()),
+        "n_atoms": int(maps["group"].shape[0]),
+        "n_nonempty_maps": int(maps["group"].any(-1).sum()),
+        "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
+    }

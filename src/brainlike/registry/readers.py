@@ -77,7 +77,7 @@ class Layout:
     def model_inputs(self, name: str, stims: list[str]) -> list[Path]:
         """What a (dataset, model) record was built from, relative paths."""
         rel = [self.prepared, self.metrics / ORGANIZATION_FILE, self.metrics / RECOVERY_FILE,
-               self.metrics / METRICS_DIR / f"{name}.json", self.networks / LINKS_FILE]
+               self.metrics / METRICS_DIR / f"{name}.json", self.networks / name / LINKS_FILE]
         for s in stims:
             rel += [self.activations / name / s, self.patterns / name / s, self.encoding / name / s,
                     self.networks / name / s]
@@ -129,14 +129,14 @@ def read_alice(lay: Layout) -> dict:
 
 
 def read_links(lay: Layout, notes: list[str]):
-    """The networks stage's link table (a DataFrame), None when missing (named in ``notes``)."""
-    import pandas as pd
+    """Every model's link table of the networks stage, as one DataFrame; None when there is none
+    (named in ``notes``)."""
+    from ..networks.links import read_links as read_model_links
 
-    path = lay.root / lay.networks / LINKS_FILE
-    if not path.is_file():
-        notes.append(f"missing {(lay.networks / LINKS_FILE).as_posix()}")
-        return None
-    return pd.read_parquet(path)
+    links = read_model_links(lay.root / lay.networks)
+    if links is None:
+        notes.append(f"missing {(lay.networks / '<model>' / LINKS_FILE).as_posix()}")
+    return links
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..encoding.outputs import GROUP_FILE
 from ..metrics.outputs import ORGANIZATION_FILE
+from ..networks.links import read_links
 from ..networks.outputs import LINKS_FILE
 from ..patterns.outputs import LAYER_HIST_FILE
 from ..stimulus import primary_stimulus as stimulus_rule
@@ -62,8 +63,8 @@ def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = 
     org_path = root / metrics_dir / ORGANIZATION_FILE
     organization = json.loads(org_path.read_text()) if org_path.is_file() else {}
     enc_root, pat_root = Path(params.encoding.output), Path(params.patterns.output)
-    links_path = root / params.networks.output / LINKS_FILE
-    links_all = pd.read_parquet(links_path) if links_path.is_file() else None
+    net_root = root / params.networks.output
+    links_all = read_links(net_root)
     models = []
     for m in model_configs(params):
         notes: list[str] = []
@@ -89,7 +90,8 @@ def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = 
                 if links.empty:
                     links = None
             if links is None:
-                notes.append(f"no network links for {stim} in {links_path.relative_to(root).as_posix()}")
+                notes.append(f"no network links for {stim} in "
+                             f"{(net_root / m.name / LINKS_FILE).relative_to(root).as_posix()}")
         models.append(ModelReport(m.name, m.generation, m.trained, zmaps=zmaps, links=links,
                                   layer_counts=counts, notes=notes))
     if compare is None:
