@@ -20,6 +20,7 @@ from brainlike.data.embedded import (
     stimulus_features,
     story_words,
 )
+from brainlike.data.embedded.background import _periodic, load_background, phase_randomise, segment
 from brainlike.data.embedded.calibrate import (
     alice_feature_r,
     cosine_highpass,
@@ -29,16 +30,8 @@ from brainlike.data.embedded.calibrate import (
     summarise_feature_r,
 )
 from brainlike.data.embedded.features import gamma_hrf, nuisance_onsets, semantic_scores
-from brainlike.data.embedded.synth import (
-    _periodic,
-    _sphere_coordinates,
-    embedded_nuisance,
-    jitter_mask,
-    load_background,
-    phase_randomise,
-    segment,
-    sphere_adjacency,
-)
+from brainlike.data.embedded.sphere import _sphere_coordinates, jitter_mask, sphere_adjacency
+from brainlike.data.embedded.synth import embedded_nuisance
 from brainlike.data.embedded.timing import tokenize
 from brainlike.errors import ConfigError, DataError
 

@@ -294,7 +294,7 @@ def test_recovery_missing_network_and_false_link(nets, planted_links):
 
 
 def test_unsigned_consistency_and_organization_cis():
-    from brainlike.metrics.organization import within_fbn_consistency_unsigned
+    from brainlike.metrics.temporal import within_fbn_consistency_unsigned
     from brainlike.metrics.uncertainty import block_resamples, organization_cis, wilson
 
     rng = np.random.default_rng(0)

@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 
 from brainlike.encoding import block_folds, cross_validated_ridge, fold_arrays
+from brainlike.encoding.banded import banded_ridge_cv
 from brainlike.encoding.design import drift_basis
 from brainlike.encoding.shared import (
-    banded_ridge_cv,
     noise_ceiling,
     prefilter,
     shared_encoding,

@@ -28,6 +28,7 @@ from brainlike.activations.vlm import (
     extract_events,
 )
 from brainlike.config import EmbeddedConfig, ExtractConfig, ModelConfig
+from brainlike.data.embedded.background import load_background
 from brainlike.data.embedded.movie import (
     MOVIE_FEATURES,
     MOVIE_IMAGES,
@@ -37,7 +38,7 @@ from brainlike.data.embedded.movie import (
     make_embedded_movie,
     movie_events,
 )
-from brainlike.data.embedded.synth import _sphere_coordinates, load_background
+from brainlike.data.embedded.sphere import _sphere_coordinates
 from brainlike.data.run import check_words
 from brainlike.errors import DataError
 

@@ -19,12 +19,12 @@ Slow drifts (``highpass``):
   centred on its training means.
 - ``"none"``: only centring on the training means (an intercept); kept to show the failure
   mode: with slow drifts in both X and Y, held-out r comes out biased negative.
+
+Building blocks: :mod:`.folds` (contiguous blocks), :mod:`.splits` (per-split nuisance handling,
+:func:`~brainlike.encoding.splits.fold_arrays`), :mod:`.solvers` (SVD, predictions, scores).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -34,195 +34,9 @@ from sklearn.utils.validation import check_is_fitted
 from ..errors import ConfigError, DataError
 from ._backend import check_device, to_numpy, to_tensor, torch_dtype
 from .design import drift_basis
-
-Highpass = Literal["fold", "run", "none"]
-
-
-def block_folds(n_samples: int, n_folds: int, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Contiguous test blocks with a gap of excluded training rows on each side.
-
-    Parameters
-    ----------
-    n_samples : int
-    n_folds : int
-        Number of test blocks (``>= 2``), of near-equal length, in time order.
-    gap : int
-        Training rows within ``gap`` TRs of a test block are dropped.
-
-    Returns
-    -------
-    list of (train, test) index arrays (int), one per fold.
-    """
-    return _blocks(np.arange(int(n_samples)), n_folds, gap)
-
-
-def inner_folds(train: np.ndarray, n_folds: int, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Contiguous-block folds within the (sorted) training rows ``train`` of an outer split.
-
-    Blocks are contiguous in the order of ``train``; the gap is measured in TRs of the run.
-    """
-    return _blocks(np.sort(np.asarray(train)), n_folds, gap)
-
-
-def _blocks(rows: np.ndarray, n_folds: int, gap: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    n = rows.size
-    if n_folds < 2:
-        raise ConfigError(f"n_folds must be >= 2, got {n_folds}")
-    if gap < 0:
-        raise ConfigError(f"gap must be >= 0 TRs, got {gap}")
-    edges = np.round(np.linspace(0, n, n_folds + 1)).astype(int)
-    out = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        test = rows[a:b]
-        train = rows[(rows < test[0] - gap) | (rows > test[-1] + gap)]
-        if test.size < 3 or train.size < 3:
-            raise DataError(None, f"{n} rows cannot make {n_folds} folds with a gap of {gap} TRs", "n_folds")
-        out.append((train, test))
-    return out
-
-
-def _residualise(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    # least squares on B via its SVD (B may be rank deficient on a short block)
-    U, s, _ = torch.linalg.svd(B, full_matrices=False)
-    U = U[:, s > s.max() * max(B.shape) * torch.finfo(B.dtype).eps]
-    return A - U @ (U.T @ A)
-
-
-@dataclass
-class _Split:
-    train: np.ndarray
-    test: np.ndarray
-
-
-class _Prep:
-    """Nuisance handling of one split, applied identically to X and to Y."""
-
-    def __init__(self, mode: Highpass, basis: torch.Tensor, split: _Split):
-        self.mode, self.basis, self.split = mode, basis, split
-        # index tensors once: indexing a tensor with a numpy array converts it on every call
-        self._idx = (torch.as_tensor(split.train, dtype=torch.long), torch.as_tensor(split.test, dtype=torch.long))
-
-    def __call__(self, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tr, te = (i.to(A.device) for i in self._idx)
-        if self.mode == "fold":
-            return _residualise(A[tr], self.basis[tr]), _residualise(A[te], self.basis[te])
-        mu = A[tr].mean(0, keepdim=True)
-        return A[tr] - mu, A[te] - mu
-
-    def rolled(self, X: torch.Tensor, shifts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """This split's (train, test) of ``np.roll(X, k, axis=0)`` for every k: (B, n, P) each.
-
-        Rolled rows are gathered by index (row t of the roll by k is row (t - k) mod T), so no
-        rolled copy of the whole design is made.
-        """
-        T = X.shape[0]
-        k = torch.as_tensor(np.asarray(shifts, dtype=np.int64), device=X.device)[:, None]
-        if self.mode == "fold":
-            pairs = [self(X[(torch.arange(T, device=X.device) - kk) % T]) for kk in k]
-            return torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
-        tr, te = (i.to(X.device) for i in self._idx)
-        xtr = X[(tr[None, :] - k) % T]
-        mu = xtr.mean(1, keepdim=True)
-        return xtr - mu, X[(te[None, :] - k) % T] - mu
-
-
-def fold_arrays(
-    X: np.ndarray,
-    Y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    basis: np.ndarray | None,
-    highpass: Highpass = "fold",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The (X_train, Y_train, X_test, Y_test) a split is fitted and scored on.
-
-    Parameters
-    ----------
-    X : array of shape (n_trs, n_features)
-    Y : array of shape (n_trs, n_targets)
-    train, test : int arrays
-    basis : array of shape (n_trs, n_basis) or None
-        Nuisance basis (:func:`~brainlike.encoding.design.drift_basis`, confounds...);
-        with ``highpass="run"``, X and Y must already be filtered.
-    highpass : {"fold", "run", "none"}
-
-    Returns
-    -------
-    tuple of float64 arrays
-    """
-    dev, dt = torch.device("cpu"), torch.float64
-    B = to_tensor(basis if basis is not None else np.ones((X.shape[0], 1)), dev, dt)
-    prep = _Prep(highpass, B, _Split(np.asarray(train), np.asarray(test)))
-    xtr, xte = prep(to_tensor(X, dev, dt))
-    ytr, yte = prep(to_tensor(Y, dev, dt))
-    return to_numpy(xtr), to_numpy(ytr), to_numpy(xte), to_numpy(yte)
-
-
-class _Decomp:
-    """SVD of one split's processed training design, reused for every alpha and target batch."""
-
-    def __init__(self, prep: _Prep, X: torch.Tensor):
-        self.prep = prep
-        self.xtr, self.xte = prep(X)
-        U, s, Vh = torch.linalg.svd(self.xtr, full_matrices=False)
-        keep = s > s.max() * max(self.xtr.shape) * torch.finfo(s.dtype).eps
-        self.U, self.s, self.V = U[:, keep], s[keep], Vh[keep].T
-        self.XV = self.xte @ self.V  # (n_test, rank)
-
-    def factors(self, alphas: torch.Tensor) -> torch.Tensor:
-        """(n_alphas, rank) shrinkage factors s / (s^2 + alpha)."""
-        return self.s[None, :] / (self.s[None, :] ** 2 + alphas[:, None])
-
-
-def _r2(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    sse = ((y - pred) ** 2).sum(-2)
-    sst = ((y - y.mean(-2, keepdim=True)) ** 2).sum(-2)
-    return 1 - sse / torch.where(sst > 0, sst, torch.ones_like(sst))
-
-
-def _pearson(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    # over rows (dim -2), so a batch of predictions (B, n, V) is scored at once
-    yc = y - y.mean(-2, keepdim=True)
-    pc = pred - pred.mean(-2, keepdim=True)
-    den = torch.sqrt((yc * yc).sum(-2) * (pc * pc).sum(-2))
-    return torch.where(den > 0, (yc * pc).sum(-2) / torch.where(den > 0, den, torch.ones_like(den)),
-                       torch.zeros_like(den))
-
-
-def _select_alpha(inner: list[_Decomp], Yb: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-    """Index of the best alpha per target (first maximum of the mean inner R^2), shape (Vb,)."""
-    score = torch.zeros(alphas.numel(), Yb.shape[1], dtype=Yb.dtype, device=Yb.device)
-    for d in inner:
-        ytr, yte = d.prep(Yb)
-        UtY = d.U.T @ ytr  # (rank, Vb)
-        F = d.factors(alphas)  # (n_alphas, rank)
-        pred = torch.einsum("nr,ar,rv->anv", d.XV, F, UtY)
-        score += _r2(yte[None], pred)
-    return torch.argmax(score, dim=0)  # first maximum, as scikit-learn's strict '>' update
-
-
-def _predict(d: _Decomp, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
-    """Held-out predictions (n_test, Vb) with one alpha per target."""
-    F = d.s[:, None] / (d.s[:, None] ** 2 + alpha_v[None, :])  # (rank, Vb)
-    return d.XV @ (F * (d.U.T @ ytr))
-
-
-def _predict_batch(xtr: torch.Tensor, xte: torch.Tensor, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
-    """Held-out predictions (B, n_test, V) of B designs fitted to the same data, one alpha per target.
-
-    The permutation nulls refit thousands of small designs (P = tens of columns): one batched
-    eigendecomposition of the (P, P) Gram matrices replaces as many SVD calls, ~10x faster here.
-    ``Q diag(1 / (lambda + alpha)) Q^T X^T y`` is the SVD solution of :func:`_predict` up to
-    rounding (~1e-12 relative for unit-norm atoms and alpha >= 0.1).
-    """
-    lam, Q = torch.linalg.eigh(xtr.mT @ xtr)
-    Z = (Q.mT @ (xtr.mT @ ytr)) / (lam.clamp_min(0)[..., None] + alpha_v)
-    return (xte @ Q) @ Z
-
-
-def _shift_batch(n_rows: int, n_targets: int, budget: int = 1 << 24) -> int:
-    """Shifts per batch, so that a batch's predictions stay under ``budget`` elements."""
-    return max(1, budget // max(1, n_rows * n_targets))
+from .folds import block_folds, inner_folds
+from .solvers import _Decomp, _pearson, _predict, _predict_batch, _r2, _select_alpha, _shift_batch
+from .splits import Highpass, _Prep, _residualise, _Split
 
 
 def _setup(X, Y, frame_times, high_pass_s, confounds, highpass, device, dtype):

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .organization import balance, diversity_of, fbn_couplings, fbn_pair_means, linked_atoms
+from .links import fbn_couplings, linked_atoms
+from .temporal import balance, diversity_of, fbn_pair_means
 
 
 def block_resamples(n_rows: int, block: int, n_boot: int, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,8 @@ Features (event level, then on the TR grid)
     (nilearn ``compute_regressor``, oversampling 16), sampled at the scan times and z-scored.
 
 Brain data
-    Exactly the story's approach (:mod:`brainlike.data.embedded.synth`, whose functions are
+    Exactly the story's approach (:mod:`brainlike.data.embedded.synth`; the functions of
+    :mod:`~brainlike.data.embedded.background` and :mod:`~brainlike.data.embedded.sphere` are
     reused): real brainspace resting-state background, phase-randomised (or segments) per subject
     with its motion, plus each planted feature added into one atlas network at ``cfg.snr`` with
     a smooth gain map. Default layout (:data:`MOVIE_PLANTED`): ``image_edges`` -> Yeo-7 Visual,
@@ -37,17 +38,16 @@ import pandas as pd
 from ...config import EmbeddedConfig
 from ...errors import ConfigError, DataError
 from ..run import N_VERTICES_FSAVERAGE5, Run
-from .synth import (
+from .background import (
     BRAINSPACE_RUN,
     CONFOUND_NAMES,
     N_SOURCE_FRAMES,
-    _sphere_coordinates,
     background_files,
     load_background,
     phase_randomise,
     segment,
-    smooth_gain,
 )
+from .sphere import _sphere_coordinates, smooth_gain
 
 # skimage.data function name -> the file it reads (all ship inside the wheel; none is fetched)
 MOVIE_IMAGES: dict[str, str] = {

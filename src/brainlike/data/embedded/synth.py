@@ -1,21 +1,8 @@
 """Semi-synthetic fsaverage5 runs: real resting-state background + planted stimulus responses.
 
 Background
-    The one real resting-state run shipped with the ``brainspace`` package
-    (``sub-010188_ses-02_task-rest_acq-AP_run-01``, fsaverage5, 10,242 vertices x 652 frames per
-    hemisphere, already confound-regressed). Its frames are treated as TRs of ``cfg.tr`` (the
-    source TR does not enter: only the temporal structure in samples is reused). The series is
-    extended by time reversal, ``[x, x reversed]``, into a seamless periodic signal of 1,304 frames
-    (no jump where it wraps), tiled again if a run needs more.
-
-    ``phase_randomised``: per subject, the Fourier phases of that periodic signal are replaced by
-    random ones, the *same* phases at every vertex, then the first ``n_trs`` frames are kept. This
-    keeps each vertex's power spectrum and the cross-spectra between vertices (so the spatial
-    covariance of resting-state networks), and destroys the original time course.
-    ``segments``: subject ``s`` gets ``n_trs`` contiguous frames of the periodic signal starting at
-    ``(offset + s * 1304 / n_subjects) mod 1304`` (``offset`` seeded); segments past the end of the
-    original continue into its time reversal, and runs longer than 1,304 frames repeat it.
-
+    Per subject, a phase-randomised surrogate or a segment of one real resting-state run, with its
+    motion parameters as confounds (:mod:`~brainlike.data.embedded.background`).
     Vertices constant over the source run (the medial wall, exactly 0) are copied unchanged and
     never receive planted signal.
 
@@ -33,24 +20,19 @@ Planted responses (calibrated, and different in every subject)
       6 s and 16 s (:func:`~brainlike.data.embedded.features.gamma_hrf`). Analysts' regressors
       (``features.parquet``, the oracle) keep the canonical HRF, so they fit a little worse;
     - network: the atlas mask with a random share ``boundary_jitter`` of its border vertices
-      dropped and the same share of its outer neighbours added (:func:`jitter_mask`);
-    - gain map: a smooth map over the sphere (:func:`smooth_gain`, 2:1 range, RMS 1 inside).
+      dropped and the same share of its outer neighbours added
+      (:func:`~brainlike.data.embedded.sphere.jitter_mask`);
+    - gain map: a smooth map over the sphere (:func:`~brainlike.data.embedded.sphere.smooth_gain`,
+      2:1 range, RMS 1 inside).
 
     ``z`` draws are clipped at 2 s.d. Masks of different planted entries may overlap; there the
     signals add.
-
-Confounds
-    The brainspace confounds file lines up frame by frame with the run; columns 7-12 are the six
-    rigid-body motion parameters in FSL mcflirt order (3 rotations in rad, 3 translations in mm,
-    inferred from their scales) and are returned under fMRIPrep names. They undergo exactly the
-    same extension and segment choice / phase randomisation as the data, so data and motion keep
-    their real relation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +41,15 @@ import pandas as pd
 from ...config import FEATURE_KINDS, EmbeddedConfig
 from ...errors import ConfigError, DataError
 from ..run import N_VERTICES_FSAVERAGE5, Run
+from .background import (
+    BRAINSPACE_RUN,
+    CONFOUND_NAMES,
+    N_SOURCE_FRAMES,
+    background_files,
+    load_background,
+    phase_randomise,
+    segment,
+)
 from .calibrate import HIGH_PASS_S, cosine_highpass, highpassed_r, planted_gain
 from .features import (
     NUISANCE_FEATURE,
@@ -68,216 +59,8 @@ from .features import (
     nuisance_onsets,
     stimulus_features,
 )
+from .sphere import _sphere_coordinates, jitter_mask, smooth_gain, sphere_adjacency
 from .timing import speech_stats, story_path, story_words
-
-BRAINSPACE_RUN = "sub-010188_ses-02_task-rest_acq-AP_run-01"
-N_SOURCE_FRAMES = 652
-# Columns 6..11 (0-based) of the confounds txt, mcflirt order, -> fMRIPrep names.
-MOTION_COLUMNS = {"rot_x": 6, "rot_y": 7, "rot_z": 8, "trans_x": 9, "trans_y": 10, "trans_z": 11}
-CONFOUND_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-_CHUNK = 4096  # vertices per FFT batch: bounds the surrogate's working memory (~40 MB)
-
-
-def background_files() -> dict[str, Path]:
-    """Paths of the brainspace resting-state run: keys ``lh``, ``rh``, ``confounds``."""
-    import brainspace
-
-    root = Path(brainspace.__file__).parent / "datasets" / "preprocessing"
-    return {
-        "lh": root / f"{BRAINSPACE_RUN}.fsa5.lh.mgz",
-        "rh": root / f"{BRAINSPACE_RUN}.fsa5.rh.mgz",
-        "confounds": root / f"{BRAINSPACE_RUN}_confounds.txt",
-    }
-
-
-def load_background() -> tuple[np.ndarray, np.ndarray]:
-    """The real resting-state run and its motion parameters.
-
-    Returns
-    -------
-    data : array of shape (652, 20484), float32
-        Left hemisphere vertices then right.
-    motion : array of shape (652, 6), float64
-        Columns :data:`CONFOUND_NAMES`.
-    """
-    import nibabel as nib
-
-    files = background_files()
-    hemis = []
-    for h in ("lh", "rh"):
-        try:
-            x = np.asarray(nib.load(files[h]).dataobj, dtype=np.float32).reshape(-1, N_SOURCE_FRAMES)
-        except (OSError, ValueError) as exc:
-            raise DataError(files[h], f"cannot read the resting-state background: {exc}") from None
-        hemis.append(x)
-    data = np.ascontiguousarray(np.concatenate(hemis).T)
-    if data.shape != (N_SOURCE_FRAMES, N_VERTICES_FSAVERAGE5):
-        raise DataError(
-            files["lh"],
-            f"expected {N_VERTICES_FSAVERAGE5} vertices x {N_SOURCE_FRAMES} frames, got {data.shape[::-1]}",
-        )
-    try:
-        conf = np.loadtxt(files["confounds"], ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise DataError(files["confounds"], f"cannot read the confounds: {exc}") from None
-    if conf.shape[0] != N_SOURCE_FRAMES or conf.shape[1] <= max(MOTION_COLUMNS.values()):
-        raise DataError(files["confounds"], f"expected {N_SOURCE_FRAMES} rows and >= 12 columns, got {conf.shape}")
-    motion = conf[:, [MOTION_COLUMNS[c] for c in CONFOUND_NAMES]]
-    return data, motion
-
-
-def _periodic(x: np.ndarray, n: int) -> np.ndarray:
-    """Time-reversal extension ``[x, x[::-1]]`` tiled to a multiple of its period that is >= n.
-
-    x : array of shape (T, ...) -> array of shape (2 T k, ...), k = ceil(n / 2T).
-    """
-    period = np.concatenate([x, x[::-1]])
-    return np.concatenate([period] * math.ceil(n / len(period)))
-
-
-def phase_randomise(x: np.ndarray, n: int, rng: np.random.Generator, chunk: int = _CHUNK) -> np.ndarray:
-    """Phase-randomised surrogate of a multichannel series, cropped to n frames.
-
-    The time-reversal periodic extension of ``x`` (:func:`_periodic`, length L) is Fourier
-    transformed, every frequency's phase is shifted by one random angle shared by all columns
-    (0 at DC and at Nyquist, so the result is real), and the inverse transform is cropped.
-
-    Parameters
-    ----------
-    x : array of shape (T, V)
-    n : int
-        Frames wanted.
-    rng : Generator
-        Source of the phases; draws L // 2 + 1 numbers.
-
-    Returns
-    -------
-    array of shape (n, V), dtype of ``x``
-    """
-    import scipy.fft
-
-    length = 2 * len(x) * math.ceil(n / (2 * len(x)))
-    n_freq = length // 2 + 1
-    phases = rng.uniform(0.0, 2.0 * np.pi, n_freq)
-    phases[0] = 0.0
-    if length % 2 == 0:
-        phases[-1] = 0.0
-    rot = np.exp(1j * phases)[:, None].astype(np.result_type(x.dtype, np.complex64))
-    out = np.empty((n, x.shape[1]), dtype=x.dtype)
-    for start in range(0, x.shape[1], chunk):
-        block = _periodic(x[:, start : start + chunk], n)
-        spec = scipy.fft.rfft(block, axis=0)
-        out[:, start : start + chunk] = scipy.fft.irfft(spec * rot, n=length, axis=0)[:n]
-    return out
-
-
-def segment(x: np.ndarray, n: int, start: int) -> np.ndarray:
-    """``n`` contiguous frames of the periodic extension of ``x`` from ``start`` (wrapping).
-
-    x : array of shape (T, ...) -> array of shape (n, ...).
-    """
-    period = np.concatenate([x, x[::-1]])
-    return period[(start + np.arange(n)) % len(period)]
-
-
-def _sphere_files() -> list[Path]:
-    import nilearn.datasets
-
-    root = Path(nilearn.datasets.__file__).parent / "data" / "fsaverage5"
-    return [root / f"sphere_{h}.gii.gz" for h in ("left", "right")]
-
-
-def _sphere_coordinates() -> np.ndarray:
-    """Unit-sphere coordinates of the fsaverage5 vertices, shape (20484, 3) (nilearn's files)."""
-    import nibabel as nib
-
-    coords = []
-    for path in _sphere_files():
-        try:
-            coords.append(np.asarray(nib.load(path).darrays[0].data, np.float64))
-        except (OSError, IndexError, ValueError) as exc:
-            raise DataError(path, f"cannot read the fsaverage5 sphere: {exc}") from None
-    xyz = np.concatenate(coords)
-    return xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
-
-
-def sphere_adjacency():
-    """Vertex adjacency of the fsaverage5 mesh (both hemispheres), a sparse (20484, 20484) bool matrix."""
-    import nibabel as nib
-    import scipy.sparse as sp
-
-    rows, cols, offset = [], [], 0
-    for path in _sphere_files():
-        try:
-            img = nib.load(path)
-            faces = np.asarray(img.darrays[1].data, np.int64) + offset
-            offset += len(img.darrays[0].data)
-        except (OSError, IndexError, ValueError) as exc:
-            raise DataError(path, f"cannot read the fsaverage5 mesh faces: {exc}") from None
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            rows += [faces[:, a], faces[:, b]]
-            cols += [faces[:, b], faces[:, a]]
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.ones(r.size, bool), (r, c)), shape=(offset, offset))
-
-
-def jitter_mask(mask: np.ndarray, adjacency, fraction: float, rng: np.random.Generator,
-                allowed: np.ndarray | None = None) -> np.ndarray:
-    """One subject's version of a network: its border moved at random by one vertex ring.
-
-    Each border vertex (in ``mask``, with a neighbour outside) is dropped with probability
-    ``fraction``; each outer neighbour (outside, with a neighbour inside, and ``allowed``) is
-    added with probability ``fraction``.
-
-    Parameters
-    ----------
-    mask : bool array of shape (V,)
-    adjacency : sparse (V, V) matrix, e.g. :func:`sphere_adjacency`
-    fraction : float in [0, 1]
-    rng : Generator
-    allowed : bool array of shape (V,), optional
-        Vertices that may be added (e.g. not the medial wall).
-
-    Returns
-    -------
-    bool array of shape (V,)
-    """
-    m = np.asarray(mask, bool)
-    n_out = np.asarray(adjacency @ (~m).astype(np.int32)).ravel()
-    n_in = np.asarray(adjacency @ m.astype(np.int32)).ravel()
-    border = m & (n_out > 0)
-    outer = ~m & (n_in > 0)
-    if allowed is not None:
-        outer &= np.asarray(allowed, bool)
-    u = rng.random((2, m.size))
-    return (m & ~(border & (u[0] < fraction))) | (outer & (u[1] < fraction))
-
-
-def smooth_gain(xyz: np.ndarray, mask: np.ndarray, rng: np.random.Generator, n_waves: int = 4) -> np.ndarray:
-    """A smooth positive gain map inside ``mask``.
-
-    Sum of ``n_waves`` plane waves ``cos(2 u_k . x + phi_k)`` over the unit sphere (wavelength
-    ~pi radians of arc, so it varies slowly across a network), min-max scaled to [0.5, 1] inside
-    the mask and then divided by its root-mean-square there.
-
-    Parameters
-    ----------
-    xyz : array of shape (V, 3), unit vectors
-    mask : bool array of shape (V,)
-
-    Returns
-    -------
-    array of shape (V,): 0 outside ``mask``, RMS 1 inside, max/min = 2 (unless flat).
-    """
-    u = rng.standard_normal((n_waves, 3))
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    phi = rng.uniform(0.0, 2.0 * np.pi, n_waves)
-    field = np.cos(2.0 * xyz[mask] @ u.T + phi).sum(axis=1)
-    span = field.max() - field.min()
-    g = 0.5 + 0.5 * (field - field.min()) / span if span > 0 else np.ones_like(field)
-    out = np.zeros(len(mask))
-    out[mask] = g / np.sqrt(np.mean(g**2))
-    return out
 
 
 def _check_masks(cfg: EmbeddedConfig, network_masks: Mapping[tuple[str, str], np.ndarray]) -> list[np.ndarray]:
@@ -399,45 +182,8 @@ def draw_subject(cfg: EmbeddedConfig, s: int) -> dict[str, float]:
     }
 
 
-def make_embedded(
-    cfg: EmbeddedConfig, network_masks: Mapping[tuple[str, str], np.ndarray]
-) -> tuple[list[Run], dict]:
-    """Build the semi-synthetic story-listening dataset (module docstring).
-
-    Parameters
-    ----------
-    cfg : EmbeddedConfig
-    network_masks : mapping (atlas, network) -> bool array of shape (20484,)
-        Must hold every ``(atlas, network)`` named in ``cfg.planted``.
-
-    Returns
-    -------
-    runs : list of Run, one per subject ('01', '02', ...)
-        dataset 'embedded', task 'story', space 'fsaverage5', data (n_trs, 20484) float32,
-        confounds (n_trs, 6) motion, words of the story, t0 = 0.
-    truth : dict
-        JSON-ready ground truth: ``semi_synthetic``, ``seed``, ``target_r``, ``tr``, ``n_trs``,
-        ``planted`` (feature, kind, atlas, network, n_vertices, target_r), ``subject_draws``
-        (per subject: HRF, strength, and per planted feature the vertices used and the median
-        per-vertex r after high-pass with its own and with the canonical feature),
-        ``feature_correlations``, ``description`` and provenance.
-
-    Raises
-    ------
-    ConfigError
-        A planted network is missing from ``network_masks``.
-    DataError
-        A mask is malformed or holds no usable vertex; a source file is unreadable.
-    """
-    masks = _check_masks(cfg, network_masks)
-    words, frame_times, features = embedded_design(cfg)
-    n_trs = len(frame_times)
-    nuisance = embedded_nuisance(cfg, n_trs)
-    source, motion = load_background()
-    constant = source.std(axis=0) == 0
-    xyz = _sphere_coordinates()
-    adjacency = sphere_adjacency()
-
+def _usable_planted(cfg: EmbeddedConfig, masks: list[np.ndarray], constant: np.ndarray) -> list[tuple]:
+    """``(entry, usable mask, kind, target r)`` per planted entry: its mask less the constant vertices."""
     planted = []
     for p, m in zip(cfg.planted, masks, strict=True):
         usable = m & ~constant
@@ -447,9 +193,17 @@ def make_embedded(
             )
         kind = FEATURE_KINDS[p.feature]
         planted.append((p, usable, kind, float(cfg.target_r[kind])))
+    return planted
 
-    files = background_files()
-    runs, draws = [], []
+
+def _subject_backgrounds(
+    cfg: EmbeddedConfig, source: np.ndarray, motion: np.ndarray, constant: np.ndarray, n_trs: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each subject's background, in subject order: data (n_trs, 20484) float32, motion (n_trs, 6).
+
+    A phase-randomised surrogate or a segment of the source run (``cfg.background``); the
+    constant vertices keep their source value.
+    """
     period = 2 * N_SOURCE_FRAMES
     offset = int(np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5E6])).integers(period))
     # Data and motion share one surrogate so that their relation survives.
@@ -466,54 +220,90 @@ def make_embedded(
         else:
             start = (offset + (s * period) // cfg.n_subjects) % period
             data, conf = segment(source, n_trs, start), segment(motion, n_trs, start)
-        sub = draw_subject(cfg, s)
-        own = stimulus_features(words, frame_times, (sub["hrf_delay_s"], sub["hrf_undershoot_s"]), nuisance)
-        bg_sd = np.zeros(N_VERTICES_FSAVERAGE5)
-        live = np.flatnonzero(~constant)
-        bg_sd[live] = cosine_highpass(data[:, live], frame_times, HIGH_PASS_S).std(axis=0)
-        srng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x6A1, s]))
-        sub["planted"] = {}
-        for p, usable, _kind, target in planted:
-            m = jitter_mask(usable, adjacency, cfg.subjects.boundary_jitter, srng, ~constant)
-            if not m.any():
-                m = usable
-            gain = smooth_gain(xyz, m, srng)[m]
-            f = own[p.feature].to_numpy(np.float64)
-            f_sd = float(cosine_highpass(f, frame_times, HIGH_PASS_S).std())
-            r_s = min(target * sub["strength"], 0.9)
-            amp = gain * planted_gain(r_s, f_sd, bg_sd[m])
-            data[:, m] += (f[:, None] * amp[None, :]).astype(np.float32)
-            canonical = features[p.feature].to_numpy(np.float64)
-            sub["planted"][p.feature] = {
-                "n_vertices": int(m.sum()),
-                "target_r": round(r_s, 4),
-                "median_r_own_hrf": round(float(np.median(highpassed_r(f, data[:, m], frame_times))), 4),
-                "median_r_canonical": round(float(np.median(highpassed_r(canonical, data[:, m], frame_times))), 4),
-            }
-        draws.append({"subject": f"{s + 1:02d}", **{k: (round(v, 4) if isinstance(v, float) else v)
-                                                    for k, v in sub.items()}})
-        runs.append(
-            Run(
-                dataset="embedded",
-                subject=f"{s + 1:02d}",
-                task="story",
-                tr=cfg.tr,
-                space="fsaverage5",
-                data=data,
-                confounds=pd.DataFrame(conf, columns=list(CONFOUND_NAMES)),
-                words=words[["word", "onset", "duration"]],
-                t0=0.0,
-                meta={
-                    "source": str(files["lh"]),
-                    "source_rh": str(files["rh"]),
-                    "words_source": story_path(),
-                    "confounds_source": str(files["confounds"]),
-                    "semi_synthetic": True,
-                    "background": cfg.background,
-                },
-            )
-        )
+        yield data, conf
 
+
+def _plant_responses(
+    cfg: EmbeddedConfig,
+    s: int,
+    data: np.ndarray,
+    strength: float,
+    own: pd.DataFrame,
+    features: pd.DataFrame,
+    frame_times: np.ndarray,
+    planted: list[tuple],
+    constant: np.ndarray,
+    xyz: np.ndarray,
+    adjacency,
+) -> dict[str, dict]:
+    """Add subject ``s``'s planted responses to its background ``data`` (in place).
+
+    ``own``: the features with the subject's HRF (what is planted); ``features``: the canonical
+    ones (what analysts fit). Returns, per planted feature, the vertices used, the subject's
+    target r and the median per-vertex r after high-pass with either feature (for the truth).
+    """
+    bg_sd = np.zeros(N_VERTICES_FSAVERAGE5)
+    live = np.flatnonzero(~constant)
+    bg_sd[live] = cosine_highpass(data[:, live], frame_times, HIGH_PASS_S).std(axis=0)
+    srng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x6A1, s]))
+    out = {}
+    for p, usable, _kind, target in planted:
+        m = jitter_mask(usable, adjacency, cfg.subjects.boundary_jitter, srng, ~constant)
+        if not m.any():
+            m = usable
+        gain = smooth_gain(xyz, m, srng)[m]
+        f = own[p.feature].to_numpy(np.float64)
+        f_sd = float(cosine_highpass(f, frame_times, HIGH_PASS_S).std())
+        r_s = min(target * strength, 0.9)
+        amp = gain * planted_gain(r_s, f_sd, bg_sd[m])
+        data[:, m] += (f[:, None] * amp[None, :]).astype(np.float32)
+        canonical = features[p.feature].to_numpy(np.float64)
+        out[p.feature] = {
+            "n_vertices": int(m.sum()),
+            "target_r": round(r_s, 4),
+            "median_r_own_hrf": round(float(np.median(highpassed_r(f, data[:, m], frame_times))), 4),
+            "median_r_canonical": round(float(np.median(highpassed_r(canonical, data[:, m], frame_times))), 4),
+        }
+    return out
+
+
+def _subject_run(
+    cfg: EmbeddedConfig, s: int, data: np.ndarray, conf: np.ndarray, words: pd.DataFrame, files: Mapping[str, Path]
+) -> Run:
+    """Subject ``s``'s run of the story, with its provenance (``files``: :func:`background_files`)."""
+    return Run(
+        dataset="embedded",
+        subject=f"{s + 1:02d}",
+        task="story",
+        tr=cfg.tr,
+        space="fsaverage5",
+        data=data,
+        confounds=pd.DataFrame(conf, columns=list(CONFOUND_NAMES)),
+        words=words[["word", "onset", "duration"]],
+        t0=0.0,
+        meta={
+            "source": str(files["lh"]),
+            "source_rh": str(files["rh"]),
+            "words_source": story_path(),
+            "confounds_source": str(files["confounds"]),
+            "semi_synthetic": True,
+            "background": cfg.background,
+        },
+    )
+
+
+def _ground_truth(
+    cfg: EmbeddedConfig,
+    words: pd.DataFrame,
+    features: pd.DataFrame,
+    nuisance: np.ndarray,
+    constant: np.ndarray,
+    planted: list[tuple],
+    runs: list[Run],
+    draws: list[dict],
+    n_trs: int,
+) -> dict:
+    """The JSON-ready ground truth of the dataset (see :func:`make_embedded`)."""
     stats = speech_stats(words)
     truth = {
         "semi_synthetic": True,
@@ -554,4 +344,57 @@ def make_embedded(
             "wpm": round(stats["wpm"], 2),
         },
     }
-    return runs, truth
+    return truth
+
+
+def make_embedded(
+    cfg: EmbeddedConfig, network_masks: Mapping[tuple[str, str], np.ndarray]
+) -> tuple[list[Run], dict]:
+    """Build the semi-synthetic story-listening dataset (module docstring).
+
+    Parameters
+    ----------
+    cfg : EmbeddedConfig
+    network_masks : mapping (atlas, network) -> bool array of shape (20484,)
+        Must hold every ``(atlas, network)`` named in ``cfg.planted``.
+
+    Returns
+    -------
+    runs : list of Run, one per subject ('01', '02', ...)
+        dataset 'embedded', task 'story', space 'fsaverage5', data (n_trs, 20484) float32,
+        confounds (n_trs, 6) motion, words of the story, t0 = 0.
+    truth : dict
+        JSON-ready ground truth: ``semi_synthetic``, ``seed``, ``target_r``, ``tr``, ``n_trs``,
+        ``planted`` (feature, kind, atlas, network, n_vertices, target_r), ``subject_draws``
+        (per subject: HRF, strength, and per planted feature the vertices used and the median
+        per-vertex r after high-pass with its own and with the canonical feature),
+        ``feature_correlations``, ``description`` and provenance.
+
+    Raises
+    ------
+    ConfigError
+        A planted network is missing from ``network_masks``.
+    DataError
+        A mask is malformed or holds no usable vertex; a source file is unreadable.
+    """
+    masks = _check_masks(cfg, network_masks)
+    words, frame_times, features = embedded_design(cfg)
+    n_trs = len(frame_times)
+    nuisance = embedded_nuisance(cfg, n_trs)
+    source, motion = load_background()
+    constant = source.std(axis=0) == 0
+    xyz = _sphere_coordinates()
+    adjacency = sphere_adjacency()
+    planted = _usable_planted(cfg, masks, constant)
+
+    files = background_files()
+    runs, draws = [], []
+    for s, (data, conf) in enumerate(_subject_backgrounds(cfg, source, motion, constant, n_trs)):
+        sub = draw_subject(cfg, s)
+        own = stimulus_features(words, frame_times, (sub["hrf_delay_s"], sub["hrf_undershoot_s"]), nuisance)
+        sub["planted"] = _plant_responses(cfg, s, data, sub["strength"], own, features, frame_times, planted,
+                                          constant, xyz, adjacency)
+        draws.append({"subject": f"{s + 1:02d}", **{k: (round(v, 4) if isinstance(v, float) else v)
+                                                    for k, v in sub.items()}})
+        runs.append(_subject_run(cfg, s, data, conf, words, files))
+    return runs, _ground_truth(cfg, words, features, nuisance, constant, planted, runs, draws, n_trs)

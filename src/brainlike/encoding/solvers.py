@@ -1,0 +1,79 @@
+"""Numerical cores of the ridge fits (``himalaya.ridge._solvers`` style), on torch tensors.
+
+One SVD of a split's processed training design serves every alpha and every target
+(``coef = V diag(s / (s^2 + alpha_v)) U^T y_v``); held-out R^2 and Pearson r score batches of
+predictions at once; the permutation nulls refit batches of shifted designs by eigendecomposition.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .splits import _Prep
+
+
+class _Decomp:
+    """SVD of one split's processed training design, reused for every alpha and target batch."""
+
+    def __init__(self, prep: _Prep, X: torch.Tensor):
+        self.prep = prep
+        self.xtr, self.xte = prep(X)
+        U, s, Vh = torch.linalg.svd(self.xtr, full_matrices=False)
+        keep = s > s.max() * max(self.xtr.shape) * torch.finfo(s.dtype).eps
+        self.U, self.s, self.V = U[:, keep], s[keep], Vh[keep].T
+        self.XV = self.xte @ self.V  # (n_test, rank)
+
+    def factors(self, alphas: torch.Tensor) -> torch.Tensor:
+        """(n_alphas, rank) shrinkage factors s / (s^2 + alpha)."""
+        return self.s[None, :] / (self.s[None, :] ** 2 + alphas[:, None])
+
+
+def _r2(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    sse = ((y - pred) ** 2).sum(-2)
+    sst = ((y - y.mean(-2, keepdim=True)) ** 2).sum(-2)
+    return 1 - sse / torch.where(sst > 0, sst, torch.ones_like(sst))
+
+
+def _pearson(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    # over rows (dim -2), so a batch of predictions (B, n, V) is scored at once
+    yc = y - y.mean(-2, keepdim=True)
+    pc = pred - pred.mean(-2, keepdim=True)
+    den = torch.sqrt((yc * yc).sum(-2) * (pc * pc).sum(-2))
+    return torch.where(den > 0, (yc * pc).sum(-2) / torch.where(den > 0, den, torch.ones_like(den)),
+                       torch.zeros_like(den))
+
+
+def _select_alpha(inner: list[_Decomp], Yb: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """Index of the best alpha per target (first maximum of the mean inner R^2), shape (Vb,)."""
+    score = torch.zeros(alphas.numel(), Yb.shape[1], dtype=Yb.dtype, device=Yb.device)
+    for d in inner:
+        ytr, yte = d.prep(Yb)
+        UtY = d.U.T @ ytr  # (rank, Vb)
+        F = d.factors(alphas)  # (n_alphas, rank)
+        pred = torch.einsum("nr,ar,rv->anv", d.XV, F, UtY)
+        score += _r2(yte[None], pred)
+    return torch.argmax(score, dim=0)  # first maximum, as scikit-learn's strict '>' update
+
+
+def _predict(d: _Decomp, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
+    """Held-out predictions (n_test, Vb) with one alpha per target."""
+    F = d.s[:, None] / (d.s[:, None] ** 2 + alpha_v[None, :])  # (rank, Vb)
+    return d.XV @ (F * (d.U.T @ ytr))
+
+
+def _predict_batch(xtr: torch.Tensor, xte: torch.Tensor, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
+    """Held-out predictions (B, n_test, V) of B designs fitted to the same data, one alpha per target.
+
+    The permutation nulls refit thousands of small designs (P = tens of columns): one batched
+    eigendecomposition of the (P, P) Gram matrices replaces as many SVD calls, ~10x faster here.
+    ``Q diag(1 / (lambda + alpha)) Q^T X^T y`` is the SVD solution of :func:`_predict` up to
+    rounding (~1e-12 relative for unit-norm atoms and alpha >= 0.1).
+    """
+    lam, Q = torch.linalg.eigh(xtr.mT @ xtr)
+    Z = (Q.mT @ (xtr.mT @ ytr)) / (lam.clamp_min(0)[..., None] + alpha_v)
+    return (xte @ Q) @ Z
+
+
+def _shift_batch(n_rows: int, n_targets: int, budget: int = 1 << 24) -> int:
+    """Shifts per batch, so that a batch's predictions stay under ``budget`` elements."""
+    return max(1, budget // max(1, n_rows * n_targets))
