@@ -269,6 +269,64 @@ def _correct_and_verdict(entries: dict, alpha: float) -> None:
         e["verdict"] = f"{m}: " + ("; ".join(parts) if parts else "nothing to compare with")
 
 
+def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | None) -> dict:
+    """``recovery.json``: every model's score, and the bounds, on each embedded stimulus with a ground truth.
+
+    Parameters
+    ----------
+    params : Params
+    links : every model's link table (:func:`~brainlike.networks.links.read_links`), or None
+    bounds : the oracle's and null's link table, or None
+    """
+    models = params.models
+    by_stim: dict = {}
+    nets = None
+    stims = set() if links is None else set(links["stimulus"])
+    for stim in sorted(stims | (set() if bounds is None else set(bounds["stimulus"]))):
+        answer = planted_answer(params.paths.prepared, stim)
+        gt_path = None if answer is None else answer[0]
+        if gt_path is None or not gt_path.is_file():
+            continue
+        gt = json.loads(gt_path.read_text())
+        nets = nets or network_set(params.networks.atlases, params.paths.atlases)
+        sl = links[links["stimulus"] == stim] if links is not None else pd.DataFrame(columns=["model", "stimulus"])
+        scores = score_recovery_by_model(sl, gt["planted"], nets, true_link_overlap=params.metrics.true_link_overlap,
+                                         min_recovery_dice=params.metrics.min_recovery_dice) if len(sl) else {}
+        if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
+            strict = {m: score_planted(g, gt["planted"], nets) for m, g in sl.groupby("model")}
+            for m, sc in scores.items():
+                if m in strict:
+                    sc["strict"] = strict[m]
+                    twin = twin_of(m, models) if m in models else None
+                    if twin in strict:
+                        sc["strict_minus_twin_by_kind"] = kind_difference(strict[m], strict[twin])
+        by_stim[stim] = {"snr": gt.get("snr"), "target_r": gt.get("target_r"), "ground_truth": gt_path.as_posix(),
+                         "n_subjects": gt.get("n_subjects"), "models": scores}
+        bl = None if bounds is None else bounds[bounds["stimulus"] == stim]
+        if bl is not None and {"oracle", "null"} <= set(bl["model"]):
+            # what a perfect and a useless regressor set reach through the same encode -> networks path
+            by_stim[stim]["bounds"] = recovery_bounds(bl[bl["model"] == "oracle"], bl[bl["model"] == "null"],
+                                                      gt["planted"], nets)
+    if by_stim:
+        prim = {}
+        for stim in sorted(by_stim, key=lambda s: (s != PRIMARY, s)):
+            for m, sc in by_stim[stim]["models"].items():
+                prim.setdefault(m, sc | {"stimulus": stim})
+        recovery = {"models": prim, "summary": {
+            m: {"stimulus": s["stimulus"], "all_pass": s["all_pass"], "min_best_dice": s["min_best_dice"],
+                "precision": s["precision"], "recall": s["recall"],
+                "best_dice": {f"{e['atlas']}/{e['network']}": e["best_dice"] for e in s["planted"]}}
+            for m, s in prim.items()}, "by_stimulus": by_stim}
+        first = next((st for st in sorted(by_stim, key=lambda s: (s != PRIMARY, s)) if "bounds" in by_stim[st]), None)
+        if first is not None:  # the benchmark's bounds, on the story when it has them
+            recovery = {"bounds": by_stim[first]["bounds"] | {"stimulus": first,
+                                                              "n_subjects": by_stim[first]["n_subjects"]}} | recovery
+    else:
+        recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
+                              "recovery is scored on the embedded default only"}
+    return recovery
+
+
 def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     """Stage ``metrics``: write organization.json/.parquet, recovery.json and alice.json.
 
@@ -324,52 +382,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus", "ci_units")}
                          for m, e in per_model.items()})
 
-    # scored answer on every embedded stimulus with a ground truth
-    by_stim: dict = {}
-    nets = None
-    for stim in ([] if links is None else sorted(links["stimulus"].unique())):
-        answer = planted_answer(params.paths.prepared, stim)
-        gt_path = None if answer is None else answer[0]
-        if gt_path is None or not gt_path.is_file():
-            continue
-        gt = json.loads(gt_path.read_text())
-        nets = nets or network_set(params.networks.atlases, params.paths.atlases)
-        scores = score_recovery_by_model(links[links["stimulus"] == stim], gt["planted"], nets,
-                                         true_link_overlap=params.metrics.true_link_overlap,
-                                         min_recovery_dice=params.metrics.min_recovery_dice)
-        sl = links[links["stimulus"] == stim]
-        if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
-            strict = {m: score_planted(g, gt["planted"], nets) for m, g in sl.groupby("model")}
-            for m, sc in scores.items():
-                if m in strict:
-                    sc["strict"] = strict[m]
-                    twin = twin_of(m, models) if m in models else None
-                    if twin in strict:
-                        sc["strict_minus_twin_by_kind"] = kind_difference(strict[m], strict[twin])
-        by_stim[stim] = {"snr": gt.get("snr"), "target_r": gt.get("target_r"), "ground_truth": gt_path.as_posix(),
-                         "n_subjects": gt.get("n_subjects"), "models": scores}
-        bl = None if bounds is None else bounds[bounds["stimulus"] == stim]
-        if bl is not None and {"oracle", "null"} <= set(bl["model"]):
-            # what a perfect and a useless regressor set reach through the same encode -> networks path
-            by_stim[stim]["bounds"] = recovery_bounds(bl[bl["model"] == "oracle"], bl[bl["model"] == "null"],
-                                                      gt["planted"], nets)
-    if by_stim:
-        prim = {}
-        for stim in sorted(by_stim, key=lambda s: (s != PRIMARY, s)):
-            for m, sc in by_stim[stim]["models"].items():
-                prim.setdefault(m, sc | {"stimulus": stim})
-        recovery = {"models": prim, "summary": {
-            m: {"stimulus": s["stimulus"], "all_pass": s["all_pass"], "min_best_dice": s["min_best_dice"],
-                "precision": s["precision"], "recall": s["recall"],
-                "best_dice": {f"{e['atlas']}/{e['network']}": e["best_dice"] for e in s["planted"]}}
-            for m, s in prim.items()}, "by_stimulus": by_stim}
-        first = next((st for st in sorted(by_stim, key=lambda s: (s != PRIMARY, s)) if "bounds" in by_stim[st]), None)
-        if first is not None:  # the benchmark's bounds, on the story when it has them
-            recovery = {"bounds": by_stim[first]["bounds"] | {"stimulus": first,
-                                                              "n_subjects": by_stim[first]["n_subjects"]}} | recovery
-    else:
-        recovery = {"status": "no embedded stimulus with a ground truth was matched to networks: "
-                              "recovery is scored on the embedded default only"}
+    recovery = recovery_report(params, links, bounds)
 
     # real data, ROI space
     roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
