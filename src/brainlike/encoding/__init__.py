@@ -18,15 +18,37 @@ Pure numerical cores on arrays (torch inside, CPU or CUDA; numpy in and out):
 - :mod:`.fit` -- per-run, group and shared-response drivers for the ``encode`` stage.
 """
 
-from .baseline import dataset_baseline, word_baseline
-from .design import cosine_drift, drift_basis, highpass, make_design
-from .fit import fit_group, fit_subject
-from .folds import block_folds, inner_folds
-from .glm import GLMResult, ar1_glm, glm_contrasts, run_glm_ar1, t_to_z, two_sided_p
-from .ridge import RidgeEncoder, cross_validated_ridge, permutation_test_r, ridge_loo
-from .sparse import sparse_fit
-from .splits import fold_arrays
-from .stats import fdr_bh, group_one_sample
+from .._utils.lazy import lazy_exports
+
+# imported on first use: stages that only need the statistics or the output names (networks,
+# metrics, registry) do not load torch and nilearn
+_EXPORTS = {
+    "GLMResult": "glm",
+    "RidgeEncoder": "ridge",
+    "ar1_glm": "glm",
+    "block_folds": "folds",
+    "cosine_drift": "design",
+    "cross_validated_ridge": "ridge",
+    "dataset_baseline": "baseline",
+    "drift_basis": "design",
+    "fdr_bh": "stats",
+    "fit_group": "fit",
+    "fit_subject": "fit",
+    "fold_arrays": "splits",
+    "glm_contrasts": "glm",
+    "group_one_sample": "stats",
+    "highpass": "design",
+    "inner_folds": "folds",
+    "make_design": "design",
+    "permutation_test_r": "ridge",
+    "ridge_loo": "ridge",
+    "run_glm_ar1": "glm",
+    "sparse_fit": "sparse",
+    "t_to_z": "stats",
+    "two_sided_p": "stats",
+    "word_baseline": "baseline",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "GLMResult",

@@ -18,11 +18,11 @@ from ..data.run import Run
 from ..errors import DataError
 from .baseline import baseline_bands, split_confounds, stimulus_columns
 from .design import drift_basis, highpass, make_design
-from .glm import run_glm_ar1, two_sided_p
+from .glm import run_glm_ar1
 from .ridge import cross_validated_ridge, permutation_test_r
 from .shared import prefilter, shared_encoding
 from .sparse import sparse_fit
-from .stats import fdr_bh, group_one_sample
+from .stats import fdr_bh, group_one_sample, two_sided_p
 
 
 def fit_subject(

@@ -28,13 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import special
 
 from ..errors import DataError
 from ._backend import check_device, to_numpy, to_tensor
+from .stats import t_to_z, two_sided_p  # statistics without torch, used here
 
 _TINY = 1e-50  # nilearn DEF_TINY
-_DOFMAX = 1e10  # nilearn DEF_DOFMAX
 
 
 @dataclass
@@ -169,32 +168,6 @@ def ar1_glm(
     return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof)
 
 
-def t_to_z(t: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided p and z of t statistics as nilearn's ``Contrast.z_score`` computes them.
-
-    Parameters
-    ----------
-    t : array of any shape
-    dof : float
-
-    Returns
-    -------
-    p : array like ``t``
-        ``P(T > t)`` (one-sided, nilearn's ``p_value``).
-    z : array like ``t``
-        Signed z with the same one-sided tail probability.
-    """
-    df = min(float(dof), _DOFMAX)
-    t = np.asarray(t, dtype=np.float64)
-    p = special.stdtr(df, -t)  # = scipy.stats.t.sf(t, df)
-    z = np.asarray(-special.ndtri(np.clip(p, 1e-300, 1 - 1e-16)))  # = norm.isf
-    # where the upper tail is > 0.5, z comes from the lower one (t.cdf, norm.ppf), as in
-    # nilearn; computed only there (half the special-function calls, same values)
-    lower = z < 0
-    z[lower] = special.ndtri(np.clip(special.stdtr(df, t[lower]), 1e-300, 1 - 1e-16))
-    return p, z
-
-
 def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray]:
     """t contrasts of a fitted GLM, all contrasts and targets at once.
 
@@ -231,11 +204,6 @@ def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray
         "z": z,
         "dof": fit.dof,
     }
-
-
-def two_sided_p(z: np.ndarray) -> np.ndarray:
-    """Two-sided normal p-values ``2 * Phi(-|z|)`` of z statistics (any shape)."""
-    return 2.0 * special.ndtr(-np.abs(np.asarray(z, dtype=np.float64)))
 
 
 def run_glm_ar1(

@@ -16,7 +16,6 @@ every layer at the cost of a matrix product.
 from __future__ import annotations
 
 import numpy as np
-from nilearn.glm.first_level.hemodynamic_models import glover_hrf, spm_hrf
 
 from ..errors import DataError
 
@@ -80,6 +79,9 @@ def hrf_operator(
     n_hr = (n - 1) / (maxi - mini) * (maxi * (1 + 1.0 / (n - 1)) - mini - min_onset) * oversampling + 1
     hr_times = np.linspace(mini + min_onset, maxi * (1 + 1.0 / (n - 1)), int(np.rint(n_hr)))
     n_fine = hr_times.size
+    # imported here: nilearn.glm takes ~0.6 s to import, which stages that never convolve skip
+    from nilearn.glm.first_level.hemodynamic_models import glover_hrf, spm_hrf
+
     kernel = (spm_hrf if hrf == "spm" else glover_hrf)(t_r, oversampling)
     # each impulse lands on one fine bin; its convolved regressor is the kernel shifted there
     bins = np.minimum(np.searchsorted(hr_times, onsets), n_fine - 1)
