@@ -295,7 +295,10 @@ def _killed_run(ws: Workspace, stage: str, ref: dict, rng: random.Random, tmpdir
             proc.join(rng.uniform(0.1, 0.9) * ref["first_write"])
             where = f"{stage} killed {time.monotonic() - t0:.2f} s after its start, before its writing"
         if proc.exitcode is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended between the check and the kill: it finished first
+                pass
             proc.join(60)
         if proc.exitcode == -signal.SIGKILL:
             return where
