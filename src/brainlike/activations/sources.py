@@ -15,6 +15,7 @@ The revision of a tensor is the sha256 of the weight files it was computed from
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata as md
 import json
@@ -160,6 +161,31 @@ def _gguf_file(src: ModelSource, workdir: Path) -> Path:
     return Path(mod.assemble(workdir / "model.gguf"))
 
 
+@contextlib.contextmanager
+def _one_gguf_parse():
+    """Parse each GGUF file once while transformers loads it.
+
+    transformers builds a ``gguf.GGUFReader`` for the tokenizer, again for the config and again
+    for the weights; with Gemma-3's 262k-token vocabulary each parse takes ~16 s here. The
+    reader is a read-only view of the file, so one instance per path serves all three.
+    """
+    import gguf
+
+    original, readers = gguf.GGUFReader, {}
+
+    def reader(path, *args, **kwargs):
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def _materialise_gguf(src: ModelSource, tmp: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -169,10 +195,11 @@ def _materialise_gguf(src: ModelSource, tmp: Path) -> dict:
     gguf = _gguf_file(src, work)
     origin = {"gguf_file": gguf.name, "gguf_sha256": sha256_file(gguf)}
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, local_files_only=True, dtype=torch.float32
-        )
+        with _one_gguf_parse():
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, local_files_only=True, dtype=torch.float32
+            )
     except (OSError, ValueError, RuntimeError) as exc:
         raise DataError(gguf, f"transformers cannot load this GGUF file: {exc}") from None
     # the de-quantised weights are plain float32 now: copy them into an unquantised model of
