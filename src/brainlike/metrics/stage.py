@@ -281,15 +281,15 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
     models = params.models
     by_stim: dict = {}
     nets = None
-    stims = set() if links is None else set(links["stimulus"])
-    for stim in sorted(stims | (set() if bounds is None else set(bounds["stimulus"]))):
+    links = pd.DataFrame(columns=["model", "stimulus"]) if links is None else links
+    for stim in sorted(set(links["stimulus"]) | (set() if bounds is None else set(bounds["stimulus"]))):
         answer = planted_answer(params.paths.prepared, stim)
         gt_path = None if answer is None else answer[0]
         if gt_path is None or not gt_path.is_file():
             continue
         gt = json.loads(gt_path.read_text())
         nets = nets or network_set(params.networks.atlases, params.paths.atlases)
-        sl = links[links["stimulus"] == stim] if links is not None else pd.DataFrame(columns=["model", "stimulus"])
+        sl = links[links["stimulus"] == stim]
         scores = score_recovery_by_model(sl, gt["planted"], nets, true_link_overlap=params.metrics.true_link_overlap,
                                          min_recovery_dice=params.metrics.min_recovery_dice) if len(sl) else {}
         if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
@@ -317,7 +317,7 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
                 "precision": s["precision"], "recall": s["recall"],
                 "best_dice": {f"{e['atlas']}/{e['network']}": e["best_dice"] for e in s["planted"]}}
             for m, s in prim.items()}, "by_stimulus": by_stim}
-        first = next((st for st in sorted(by_stim, key=lambda s: (s != PRIMARY, s)) if "bounds" in by_stim[st]), None)
+        first = primary_stimulus([st for st in by_stim if "bounds" in by_stim[st]])
         if first is not None:  # the benchmark's bounds, on the story when it has them
             recovery = {"bounds": by_stim[first]["bounds"] | {"stimulus": first,
                                                               "n_subjects": by_stim[first]["n_subjects"]}} | recovery

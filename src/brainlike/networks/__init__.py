@@ -1,7 +1,7 @@
 """Matching atom maps to functional brain networks: thresholds, Dice, spin test, links.
 
 README "Matching atoms to brain networks". Pure functions on arrays plus one driver
-(:func:`match_networks`); z-maps come in as arrays, nothing here imports the encoding layer.
+(:func:`match_networks`); z-maps come in as arrays (only the encoding layer's BH-FDR is used here).
 """
 
 from .links import read_bound_links, read_links

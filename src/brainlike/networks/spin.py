@@ -20,7 +20,9 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from .._utils.atomic import atomic_paths
 from ..data.surfaces import load_fsaverage5
+from ..errors import DataError
 
 REFLECT = np.diag([-1.0, 1.0, 1.0])
 
@@ -235,8 +237,6 @@ def _spin_exceed(maps, networks, perms, observed, batch, spins_per_chunk, return
 
 def write_spins(perms: np.ndarray, path: str | Path) -> Path:
     """Save spin permutations as int16 ``.npy`` (fsaverage5 indices fit), atomically."""
-    from .._utils.atomic import atomic_paths
-
     perms = np.asarray(perms)
     if perms.max(initial=0) > np.iinfo(np.int16).max:
         raise ValueError(f"vertex indices up to {perms.max()} do not fit int16")
@@ -254,8 +254,6 @@ def read_spins(path: str | Path, n_spins: int, n_vertices: int) -> np.ndarray:
     DataError
         Missing file, or not ``n_spins`` x ``n_vertices`` (the ``spins`` stage is stale).
     """
-    from ..errors import DataError
-
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "spin permutations not found; run `dvc repro spins`")
