@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from ._backend import check_device, to_numpy, to_tensor, torch_dtype
 from .folds import block_folds, inner_folds
-from .solvers import _Decomp, _pearson, _predict, _predict_batch, _r2, _shift_batch
+from .solvers import _Decomp, _inner_r2, _pearson, _predict, _predict_batch, _r2, _shift_batch
 from .splits import _Prep, _Split
 
 DEFAULT_BAND_SCALES = (0.1, 0.316, 1.0, 3.16, 10.0)
@@ -63,9 +63,7 @@ class _Fitter:
         for _, inner in self.dec[f]:
             sc = torch.zeros(A, Yb.shape[1], dtype=Yb.dtype, device=Yb.device)
             for d in inner:
-                ytr, yte = d.prep(Yb)
-                pred = torch.einsum("nr,ar,rv->anv", d.XV, d.factors(self.at), d.U.T @ ytr)
-                sc += _r2(yte[None], pred)
+                sc += _inner_r2(d, *d.prep(Yb), self.at)
             scores.append(sc)
         best = torch.argmax(torch.cat(scores), dim=0)  # first maximum: smallest scale, then alpha
         return best // A, best % A
