@@ -327,3 +327,39 @@ def test_activation_gate_passes_and_catches_constant_ans(tmp_path, tiny_dirs):
     # passes while the gate still checks every grid and layer.
     enforce_activation_gate(rep["path"], ValidationConfig(max_constant_an_fraction=0.0))
     assert (Path(rep["path"]) / "activations.json").is_file()
+
+
+def test_materialise_writes_one_manifest_per_model(tmp_path, tiny_dirs):
+    """extract@<model> depends on its own manifest: adding a model leaves the others' untouched."""
+    import yaml
+
+    from brainlike.activations.stage import MANIFESTS, materialise_all
+    from brainlike.config import load_params
+
+    def params(models: dict) -> Path:
+        p = tmp_path / "params.yaml"
+        p.write_text(yaml.safe_dump({
+            "extract": {"output": str(tmp_path / "act"), "scratch": str(tmp_path / "p"),
+                        "model_cache": str(tmp_path / "cache")},
+            "models": models,
+        }))
+        return p
+
+    clip = {"generation": "g", "source": "builtin:clip-vit-b32", "trained": False}
+    bert = {"generation": "g", "source": f"path:{tiny_dirs['bert']}"}
+    materialise_all(load_params(params({"clip": clip, "tiny": bert})))
+    folder = tmp_path / "cache" / MANIFESTS
+    first = {p.name: p.read_bytes() for p in folder.glob("*.json")}
+    assert sorted(first) == ["clip.json", "tiny.json"]
+    entry = json.loads(first["clip.json"])
+    assert entry["source"] == "builtin:clip-vit-b32" and isinstance(entry["weights"], list)
+    assert json.loads(first["tiny.json"])["weights"] is None  # not built here: identified by its source
+    # a new model: its manifest appears, the others keep their bytes; a removed one's goes
+    materialise_all(load_params(params({"clip": clip, "clip2": clip | {"seed": 1}})))
+    second = {p.name: p.read_bytes() for p in folder.glob("*.json")}
+    assert sorted(second) == ["clip.json", "clip2.json"]
+    assert second["clip.json"] == first["clip.json"]
+    # the pipeline wires it so: extract@<model> depends on by-model/<model>.json, not the cache
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    deps = stages["extract"]["do"]["deps"]
+    assert "${extract.model_cache}/by-model/${key}.json" in deps and "${extract.model_cache}" not in deps

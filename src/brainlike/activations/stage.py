@@ -30,7 +30,7 @@ from ..validation import read_valid_runs
 from .extract import extract_stimulus
 from .gate import enforce_activation_gate
 from .models import load_model, model_family
-from .sources import materialise, needs_materialise
+from .sources import materialise, materialised_dir, needs_materialise, weights_revision
 from .vlm import event_stimuli_from_runs, extract_events, vlm_families
 
 
@@ -51,12 +51,34 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
     return model.name, stim.id, report
 
 
+MANIFESTS = "by-model"  # <extract.model_cache>/by-model/<model>.json: what extract@<model> depends on
+
+
 def materialise_all(params: Params) -> list[dict]:
-    """Stage `materialise`: build every model folder that needs it; one ``{source, model_dir}`` each."""
+    """Stage `materialise`: build every model folder that needs it; one ``{source, model_dir}`` each.
+
+    Also writes one manifest per model, ``<extract.model_cache>/by-model/<model>.json`` (its
+    source and the sha256 of the weights it will load), and nothing else for it: stage
+    ``extract@<model>`` depends on that file, not on the whole cache, so building a new model's
+    folder leaves every other model's extraction up to date.
+    """
+    cache = params.extract.model_cache
     sources = sorted({m.source for m in params.models.values() if needs_materialise(m.source)})
     # the stage's output exists even when no model needs building (every source a folder)
-    params.extract.model_cache.mkdir(parents=True, exist_ok=True)
-    return [{"source": src, "model_dir": str(materialise(src, params.extract.model_cache))} for src in sources]
+    cache.mkdir(parents=True, exist_ok=True)
+    rows = [{"source": src, "model_dir": str(materialise(src, cache))} for src in sources]
+    weights = {src: weights_revision(materialised_dir(src, cache)) for src in sources}
+    folder = cache / MANIFESTS
+    folder.mkdir(exist_ok=True)
+    for name, model in params.models.items():
+        # sources not built here (an installed package, a folder, the HF cache) are identified by
+        # their string; the extraction's sidecar records their weights
+        entry = {"model": name, "source": model.source, "weights": weights.get(model.source)}
+        write_text_atomic(folder / f"{name}.json", json.dumps(entry, indent=1) + "\n")
+    for stale in folder.glob("*.json"):
+        if stale.stem not in params.models:
+            stale.unlink()
+    return rows
 
 
 def run_extract(names: Sequence[str], params: Params, materialise_only: bool = False,
