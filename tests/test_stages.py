@@ -211,6 +211,11 @@ def test_metrics_plumbing_with_the_models_own_atoms_planted(study, outputs):
     u = m["unique_over_baseline"]["rate_sndpwr"]
     assert {"delta_r2", "ci_low", "ci_high", "p", "q"} <= set(u) and u["delta_r2"] > 0
     assert set(alice["baseline"]) == {"A", "B", "C"}
+    # one generation in this study: per-generation values and trained minus twin, no trend test
+    gens = alice["trend"]["shared_r"]["generations"]
+    assert len(gens) == 1 and gens[0]["trained"]["models"] == ["m"] and gens[0]["twin"]["models"] == ["m-random"]
+    assert gens[0]["trained_minus_twin"]["mean_difference"] == pytest.approx(m["vs_twin_shared"]["mean_difference"])
+    assert alice["trend"]["shared_r"]["trend"] == {}
 
 
 def test_atoms_interpolated_on_another_grid():

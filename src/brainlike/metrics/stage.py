@@ -53,6 +53,7 @@ from ..stimulus import primary_stimulus
 from .organization import _num, organization_metrics, tidy_metrics
 from .outputs import ALICE_FILE, ORGANIZATION_FILE, ORGANIZATION_TABLE, RECOVERY_FILE
 from .recovery import kind_difference, recovery_bounds, score_planted, score_recovery_by_model
+from .trend import correct_trends, generation_trend
 from .uncertainty import organization_cis
 
 PRIMARY = "embedded_task-story"  # first in primary_stimulus's order
@@ -223,7 +224,36 @@ def roi_report(stimulus: str, models: Mapping, encoding_root: Path, baseline_roo
         out["models"][m] = entry
     _correct_and_verdict(out["models"], alpha)
     out["verdicts"] = [e["verdict"] for e in out["models"].values() if "verdict" in e]
+    if shared:
+        out["trend"] = _trends(shared, models, n_boot, ci)
+        correct_trends(out["trend"], alpha)
+        out["families"]["trend"] = ("per score and series (trained, twin, trained minus twin): two-sided sign-flip "
+                                    "test of the mean per-subject Spearman rho over generations; BH over every "
+                                    "(score, series) of this stimulus")
+        out["verdicts"] += _trend_verdicts(out["trend"])
     return out
+
+
+def _trends(shared: Mapping[str, dict], models: Mapping, n_boot: int, ci: float) -> dict:
+    """Generation trends of the subject-level scores: LOSO r and each baseline's unique variance."""
+    scores = {"shared_r": {m: _subject_mean_r(sh) for m, sh in shared.items()}}
+    for m, sh in shared.items():
+        for b, u in sh.get("unique_over_baseline", {}).items():
+            d = np.asarray(u["subject_delta_r2"], dtype=np.float64)
+            scores.setdefault(f"delta_r2_{b}", {})[m] = pd.Series(d.mean(1), index=sh["subjects"])
+    return {k: generation_trend(v, models, n_boot, ci) for k, v in scores.items()}
+
+
+def _trend_verdicts(trends: Mapping[str, dict]) -> list[str]:
+    lines = []
+    for score, tr in trends.items():
+        for series, t in tr["trend"].items():
+            if t.get("q") is None:
+                continue
+            lines.append(f"{score} across {t['n_generations']} generations, {series.replace('_', ' ')}: "
+                         f"{t['direction']} (mean Spearman rho over {t['n']} subjects {t['value']:+.2f} "
+                         f"[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}], BH q={t['q']:.3g})")
+    return lines
 
 
 def _correct_and_verdict(entries: dict, alpha: float) -> None:

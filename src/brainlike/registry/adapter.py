@@ -147,7 +147,9 @@ def _dataset_record(lay: Layout, project: ProjectOutputs, m, ds: str, stims: lis
         dataset=ds, model=name, generation=m.generation, generation_order=m.generation_order,
         trained=m.trained, params=_model_params(m, ds, stims, primary, sides, summaries, shared),
         metrics=metrics, inputs=lay.inputs_of(lay.model_inputs(name, stims)), artifacts=artifacts, notes=notes,
-        tags={"brainlike.source": m.source, "brainlike.primary_stimulus": primary},
+        tags={"brainlike.source": m.source, "brainlike.primary_stimulus": primary,
+              # a size step within a family (not a generation step): sortable next to the generation
+              **({"brainlike.size": m.size} if m.size else {})},
     )
     return record, subjects
 

@@ -22,7 +22,7 @@ from .log import find_parent_runs
 from .records import COMPARE_METRICS
 from .store import RegistryError, redact, refusals_as_errors
 
-ID_COLUMNS = ("model", "generation", "generation_order", "trained", "run_id")
+ID_COLUMNS = ("model", "generation", "generation_order", "size", "trained", "run_id")
 
 
 def compare_table(client, experiment: str, models: Sequence[str] | None = None,
@@ -70,6 +70,7 @@ def compare_table(client, experiment: str, models: Sequence[str] | None = None,
             "model": name,
             "generation": tags.get("brainlike.generation", ""),
             "generation_order": int(tags.get("brainlike.generation_order", 0)),
+            "size": tags.get("brainlike.size", ""),
             "trained": tags.get("brainlike.trained") == "true",
             "run_id": run.info.run_id,
         }

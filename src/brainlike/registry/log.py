@@ -5,7 +5,7 @@ Run layout
 ----------
 - experiment ``registry.experiment_name`` with ``{dataset}`` filled (tag ``brainlike.dataset``);
 - parent run named after the model, tags ``brainlike.level=model``, ``brainlike.model``,
-  ``brainlike.generation``, ``brainlike.generation_order``, ``brainlike.trained``, the provenance
+  ``brainlike.generation``, ``brainlike.generation_order``, ``brainlike.size`` (when set), ``brainlike.trained``, the provenance
   tags (git commit and dirty flag, DVC md5s, dvc.lock stage hashes, package versions) and
   ``brainlike.provenance_hash``;
 - one nested run per subject (``mlflow.parentRunId``), ``brainlike.level=subject``.
