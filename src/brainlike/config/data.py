@@ -96,7 +96,7 @@ class EmbeddedConfig(_Section):
 
     enabled: bool = True
     seed: int = Field(0, ge=0)
-    n_subjects: int = Field(4, ge=1, le=64, description="Subjects; the oracle bound needs ~12 (README: embedded default)")
+    n_subjects: int = Field(4, ge=1, le=64, description="Subjects; the oracle bound is met from 10 (README: embedded default)")
     tr: float = Field(1.5, gt=0.1, le=10.0)
     snr: float = Field(
         1.0, gt=0, description="Image-caption movie only: s.d. of the planted signal / s.d. of the background"
