@@ -23,33 +23,21 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison, sign_flip_p
 
 SERIES = ("trained", "twin")
 
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank)."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    for v in np.unique(x):
-        tie = x == v
-        ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
 def spearman_rows(order: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Spearman's rho of ``order`` (G,) with each row of ``values`` (S, G); 0 for a constant row."""
-    ro = _rank(np.asarray(order, dtype=np.float64))
+    ro = rankdata(np.asarray(order, dtype=np.float64))
     ro = ro - ro.mean()
-    out = np.empty(values.shape[0])
-    for i, row in enumerate(np.asarray(values, dtype=np.float64)):
-        rv = _rank(row) - _rank(row).mean()
-        den = np.sqrt((ro * ro).sum() * (rv * rv).sum())
-        out[i] = (ro * rv).sum() / den if den > 0 else 0.0
-    return out
+    rv = rankdata(np.asarray(values, dtype=np.float64), axis=1)  # average ranks: ties share theirs
+    rv = rv - rv.mean(1, keepdims=True)
+    den = np.sqrt((ro * ro).sum() * (rv * rv).sum(1))
+    return np.where(den > 0, rv @ ro / np.where(den > 0, den, 1.0), 0.0)
 
 
 def _two_sided(d: np.ndarray) -> float:
