@@ -50,6 +50,9 @@ def random_rotations(n: int, seed: int) -> np.ndarray:
     return Rotation.random(n, random_state=np.random.default_rng(seed)).as_matrix().reshape(n, 3, 3)
 
 
+_SPIN_BATCH = 50  # rotations per KD-tree query
+
+
 def spin_permutations(
     n_spins: int,
     seed: int,
@@ -98,11 +101,16 @@ def spin_permutations(
         # One tree on the unrotated sources; rotating the sources by R and asking for the one
         # nearest x is the same as asking the unrotated tree for the one nearest R^T x.
         tree = cKDTree(coords[src])
-        for s in range(n_spins):
-            rot = rotations[s] if h == 0 else REFLECT @ rotations[s] @ REFLECT
+        pts = coords[tgt]
+        # _SPIN_BATCH rotations per query: one call's threads split ~500k points instead of
+        # ~10k (1.6x on 2 cores; each point's nearest neighbour is the same either way)
+        for s0 in range(0, n_spins, _SPIN_BATCH):
+            rots = rotations[s0 : s0 + _SPIN_BATCH]
+            if h == 1:
+                rots = REFLECT @ rots @ REFLECT
             # rows are points: (R^T x)^T = x^T R
-            _, nn = tree.query(coords[tgt] @ rot, k=1, workers=-1)
-            perms[s, tgt] = src[nn]
+            _, nn = tree.query(np.concatenate([pts @ rot for rot in rots]), k=1, workers=-1)
+            perms[s0 : s0 + len(rots), tgt] = src[nn].reshape(len(rots), tgt.size)
     return perms
 
 
