@@ -329,6 +329,68 @@ def test_activation_gate_passes_and_catches_constant_ans(tmp_path, tiny_dirs):
     assert (Path(rep["path"]) / "activations.json").is_file()
 
 
+def _toy_set(folder: Path, values: np.ndarray) -> Path:
+    """A stored activation set of one grid and one layer (T x units) holding ``values``."""
+    from brainlike.activations.store import SIDECAR, LayerWriter
+
+    T, width = values.shape
+    (folder / "g").mkdir(parents=True)
+    w = LayerWriter(folder / "g" / "L000.arrow", T)
+    w.write("text", 0, np.arange(width), np.zeros(width), values)
+    w.close()
+    files = [{"tower": "text", "layer": 0, "file": "L000.arrow", "n_rows": width}]
+    (folder / SIDECAR).write_text(json.dumps({"params_hash": "x", "model": {"name": "toy"}, "site": "ffn_out",
+                                              "grids": [{"id": "g", "tr": 1.5, "t0": 0.0, "n_trs": T,
+                                                         "run_ids": ["r1"], "files": files}]}))
+    return folder
+
+
+def test_activation_gate_in_a_helper_process(tmp_path):
+    """With a second core (`processes`) extract gates each set in a forked helper that imported GX
+    while the model loaded: the same verdicts, and a failing set is removed with a DataError."""
+    from brainlike._utils.compute import Executor
+    from brainlike.activations.gate import enforce_activation_gate, gate_activation_set, gate_in_helper, warm_gates
+    from brainlike.config import ValidationConfig
+
+    rng = np.random.default_rng(0)
+    good = _toy_set(tmp_path / "good", rng.standard_normal((30, 8)).astype(np.float32))
+    bad_values = rng.standard_normal((30, 8)).astype(np.float32)
+    bad_values[5, 3] = np.nan
+    bad = _toy_set(tmp_path / "bad", bad_values)
+    vcfg = ValidationConfig()
+    with Executor("processes", forks=2).side_process(warm_gates, (vcfg,)) as helper:
+        assert helper is not None
+        futures = {f: helper.submit(gate_in_helper, f, vcfg) for f in (good, bad)}
+        found = {f: fut.result() for f, fut in futures.items()}
+    assert found[good] == [] and [x.message() for x in found[bad]] == [x.message() for x in gate_activation_set(bad)]
+    assert any("finite" in x.message() for x in found[bad])
+    enforce_activation_gate(good, vcfg, failures=found[good])
+    assert good.is_dir()
+    with pytest.raises(DataError, match="data gate"):
+        enforce_activation_gate(bad, vcfg, failures=found[bad])
+    assert not bad.exists()
+    # one core (or serial): no helper, the caller gates in its own process
+    with Executor("serial", forks=1).side_process(warm_gates, (vcfg,)) as helper:
+        assert helper is None
+
+
+def test_weights_revision_hashes_once_and_sees_a_rewrite(tmp_path):
+    """The weights' sha256 is computed once per process (a stage records it per stimulus), but a
+    file rewritten in place is hashed again."""
+    import hashlib
+
+    from brainlike.activations.sources import _sha256_once, weights_revision
+
+    w = tmp_path / "model.safetensors"
+    w.write_bytes(b"a" * 1000)
+    _sha256_once.cache_clear()
+    first = weights_revision(tmp_path)
+    assert weights_revision(tmp_path) == first and _sha256_once.cache_info().hits == 1
+    assert first == [{"file": "model.safetensors", "sha256": hashlib.sha256(b"a" * 1000).hexdigest(), "bytes": 1000}]
+    w.write_bytes(b"b" * 1001)
+    assert weights_revision(tmp_path)[0]["sha256"] == hashlib.sha256(b"b" * 1001).hexdigest()
+
+
 def test_materialise_writes_one_manifest_per_model(tmp_path, tiny_dirs):
     """extract@<model> depends on its own manifest: adding a model leaves the others' untouched."""
     import yaml

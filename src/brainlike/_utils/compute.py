@@ -147,6 +147,30 @@ class Executor:
             return max(1, self.forks)
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
+    @contextlib.contextmanager
+    def side_process(self, initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+        """One helper process, forked now, for work that can overlap this process's own.
+
+        Only with ``processes`` and two or more workers (a second core to run on); otherwise
+        yields None and the caller does that work itself. ``initializer(*initargs)`` (module
+        level) runs in the helper as soon as it exists, e.g. a slow import the caller's next
+        steps do not need. Yields a ``concurrent.futures`` executor with one worker; pending
+        work is waited for on exit.
+        """
+        if self.client is not None or self.forks < 2:
+            yield None
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=initializer, initargs=initargs)
+        try:
+            pool.submit(int)  # forks the helper now, so its initializer overlaps the caller's next steps
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def share(self, value: Any) -> Any:
         """Make a large read-only value available to every task of :meth:`map` (``shared=``).
 

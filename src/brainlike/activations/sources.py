@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.metadata as md
@@ -162,9 +163,20 @@ def weight_files(model_dir: str | Path) -> list[Path]:
 
 def weights_revision(model_dir: str | Path) -> list[dict]:
     """sha256 and size of every weight file: the identity of the weights a tensor came from."""
-    return [
-        {"file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in weight_files(model_dir)
-    ]
+    return [{"file": p.name, "sha256": _sha256_once(p, *_stamp(p)), "bytes": p.stat().st_size}
+            for p in weight_files(model_dir)]
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_once(path: Path, ino: int, size: int, mtime_ns: int) -> str:
+    # a stage records the weights' identity once per stimulus: hash a GB file once per process
+    # (keyed by inode, size and mtime, so a rewritten file is hashed again)
+    return sha256_file(path)
 
 
 def _check_complete(model_dir: Path, source: str) -> Path:

@@ -24,11 +24,11 @@ from .._utils.device import check_device
 from .._utils.offline import set_offline_env
 from ..config import Params
 from ..data import iter_runs
-from ..errors import ConfigError
+from ..errors import BrainlikeError, ConfigError
 from ..stimulus import stimuli_from_runs
 from ..validation import read_valid_runs
 from .extract import extract_stimulus
-from .gate import enforce_activation_gate
+from .gate import enforce_activation_gate, gate_in_helper, warm_gates
 from .models import load_model, model_family
 from .sources import materialise, materialised_dir, needs_materialise, weights_revision
 from .vlm import event_stimuli_from_runs, extract_events, vlm_families
@@ -38,17 +38,30 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
     """Extract one (model, stimulus) and pass its activation gate; a Dask task or a serial call.
 
     ``job`` = (ModelConfig, ExtractConfig, ValidationConfig, stimulus, model folder, vlm?,
-    loaded model or None). Without a loaded model (on a worker) the task loads it itself.
-    Returns (model name, stimulus id, the extraction report).
+    loaded model or None, gate here?). Without a loaded model (on a worker) the task loads it
+    itself. With ``gate here`` False the caller gates the set (a helper process does, see
+    :func:`run_extract`). Returns (model name, stimulus id, the extraction report).
     """
-    model, cfg, vcfg, stim, model_dir, vlm, loaded = job
+    model, cfg, vcfg, stim, model_dir, vlm, loaded, gate_here = job
     set_offline_env()
     if loaded is None:
         check_device(cfg.device, "extract.device")  # a Dask worker may be a machine without it
         loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
     report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
-    enforce_activation_gate(report["path"], vcfg)
+    if gate_here:
+        enforce_activation_gate(report["path"], vcfg)
     return model.name, stim.id, report
+
+
+def _gate_result(future) -> list:
+    """The failures a helper process found, or a clear error if the helper died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise BrainlikeError("extract: the helper process running the activation gate died (killed, or out of "
+                             "memory); rerun, or set compute.scheduler: serial to gate in the stage's process") from exc
 
 
 MANIFESTS = "by-model"  # <extract.model_cache>/by-model/<model>.json: what extract@<model> depends on
@@ -122,7 +135,10 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
     valid = read_valid_runs(Path(params.paths.metrics) / "validation.json")
     runs = list(iter_runs(params.paths.prepared, run_ids=valid))
     done: dict[str, dict[str, str]] = {name: {} for name in model_dirs}
-    with open_executor(params.compute) as ex:
+    # The activation gate runs in a helper process where there is a second core (``processes``):
+    # it imports GX (~4 s) while this process loads the model, and gates one stimulus's set
+    # while the next one is extracted. Sets are published (emitted, indexed) only once gated.
+    with open_executor(params.compute) as ex, ex.side_process(warm_gates, (params.validation,)) as helper:
         # In process: one model in memory at a time, loaded once for all its stimuli. On Dask:
         # every (model, stimulus) at once, each worker task loading its own copy.
         batches = [[name] for name in model_dirs] if ex.in_process else [list(model_dirs)]
@@ -136,12 +152,22 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
                 # words (a movie's captions included). A VLM never gets a text-only stimulus.
                 vlm = family.name in vlm_families()
                 stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
-                jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded) for stim in stims]
-            # fork=False: a forward pass already uses every core (torch threads)
-            for name, stim_id, report in ex.map(extract_task, jobs, key_prefix="extract", fork=False):
+                jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded, helper is None)
+                         for stim in stims]
+            # fork=False: a forward pass already uses every core (torch threads). With a helper,
+            # one by one here, so each set is handed to the gate as soon as it is written.
+            rows = (extract_task(j) for j in jobs) if helper else ex.map(extract_task, jobs, key_prefix="extract",
+                                                                          fork=False)
+            results = []
+            for name, stim_id, report in rows:
+                gated = helper.submit(gate_in_helper, report["path"], params.validation) if helper else None
+                results.append((name, stim_id, report, gated))
+            for name, stim_id, report, gated in results:
+                if gated is not None:
+                    enforce_activation_gate(report["path"], params.validation, failures=_gate_result(gated))
                 done[name][stim_id] = report.get("status")
                 emit({"model": name, "stimulus": stim_id} | report)
-            del jobs, loaded  # release this model before the next one loads
+            del jobs, loaded, results  # release this model before the next one loads
     # The stage's output always exists and says which stimuli this model saw (possibly none).
     for name, stims in done.items():
         write_text_atomic(Path(cfg.output) / name / "index.json",
