@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils.atomic import write_text_atomic
+from .._utils.compute import executor_for
 from .figures import layer_histogram_png, link_heatmap_png, surface_png
 
 CSS = """
@@ -106,14 +107,19 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def build_report(models: Sequence[ModelReport], compare: pd.DataFrame | None, out: str | Path,
-                 title: str = "brainlike report") -> Path:
-    """Write the self-contained report; returns its path (written atomically)."""
+                 title: str = "brainlike report", compute=None) -> Path:
+    """Write the self-contained report; returns its path (written atomically).
+
+    ``compute`` (ComputeConfig or Executor): where the models' sections (their figures, most of
+    the time) are drawn, one task per model; the page is the same for every choice.
+    """
     out = Path(out)
     body = [f"<h1>{html.escape(title)}</h1>"]
     body.append("<p>Models: " + ", ".join(f'<a href="#{html.escape(m.name)}">{html.escape(m.name)}</a>' for m in models) + "</p>")
     if compare is not None and not compare.empty:
         body.append("<h2>Comparison across generations</h2>" + _table(compare))
-    body += [_model_section(m) for m in models]
+    with executor_for(compute) as ex:
+        body += ex.map(_model_section, list(models), key_prefix="report")
     page = (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     write_text_atomic(out, page)

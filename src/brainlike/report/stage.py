@@ -98,7 +98,7 @@ def report_from_outputs(params, repo_root: str | Path, out: str | Path | None = 
         msg = f"no comparison table ({compare_path.relative_to(root)}): run `brainlike compare`"
         for mr in models:
             mr.notes.append(msg)
-    return build_report(models, compare, Path(out) if out else root / cfg.report)
+    return build_report(models, compare, Path(out) if out else root / cfg.report, compute=params.compute)
 
 
 def report_main(params_path: str | Path = "params.yaml") -> Path:
