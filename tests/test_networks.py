@@ -272,7 +272,12 @@ def test_spins_file_round_trip_and_mismatch(nets, tmp_path):
     path = write_spins(perms, tmp_path / "spins.npy")
     assert np.load(path).dtype == np.int16
     back = read_spins(path, 12, nets.cortex.size)
-    assert back.dtype == np.int32 and np.array_equal(back, perms)
+    assert back.dtype == np.int16 and np.array_equal(back, perms)
+    # the stored int16 indices give the spin test of the int32 ones, exactly
+    rng = np.random.default_rng(0)
+    maps = (rng.random((5, nets.cortex.size)) < 0.1) & nets.cortex[None]
+    for a, b in zip(spin_test(maps, nets.masks, back), spin_test(maps, nets.masks, perms)):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(DataError, match=r"spins\.npy.*n_spins"):
         read_spins(path, 13, nets.cortex.size)
     with pytest.raises(DataError, match="dvc repro spins"):
