@@ -1,16 +1,35 @@
 """Activations layer: model sources and loading, neuron sites, windowed extraction, storage."""
 
-from .align import TokenAlignment, WindowPlan, align_tokens, plan_windows
-from .extract import Stimulus, TrGrid, extract_stimulus, stimuli_from_runs
-from .forward import WordActivations, word_activations
-from .models import LoadedModel, load_model
-from .sites import FAMILIES, Family, SiteSpec, Tower, family_for, register_family, resolve_sites
-from .sources import materialise, materialised_dir, needs_materialise, parse_source
-from .store import ActivationSet, AnChunk
+from .._utils.lazy import lazy_exports
 
-__all__ = [
-    "FAMILIES", "ActivationSet", "AnChunk", "Family", "LoadedModel", "SiteSpec", "Stimulus", "TokenAlignment",
-    "Tower", "TrGrid", "WindowPlan", "WordActivations", "align_tokens", "extract_stimulus", "family_for",
-    "load_model", "materialise", "materialised_dir", "needs_materialise", "parse_source", "plan_windows",
-    "register_family", "resolve_sites", "stimuli_from_runs", "word_activations",
-]
+# imported on first use: stages that only read stored activations (patterns, registry) do not
+# load transformers through the extraction modules, and the registry does not load torch
+_EXPORTS = {
+    "FAMILIES": "sites",
+    "ActivationSet": "store",
+    "AnChunk": "store",
+    "Family": "sites",
+    "LoadedModel": "models",
+    "SiteSpec": "sites",
+    "Stimulus": "extract",
+    "TokenAlignment": "align",
+    "Tower": "sites",
+    "TrGrid": "extract",
+    "WindowPlan": "align",
+    "WordActivations": "forward",
+    "align_tokens": "align",
+    "extract_stimulus": "extract",
+    "family_for": "sites",
+    "load_model": "models",
+    "materialise": "sources",
+    "materialised_dir": "sources",
+    "needs_materialise": "sources",
+    "parse_source": "sources",
+    "plan_windows": "align",
+    "register_family": "sites",
+    "resolve_sites": "sites",
+    "stimuli_from_runs": "extract",
+    "word_activations": "forward",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
