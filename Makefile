@@ -12,6 +12,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
+# The ~40 stage processes import the project's modules from src/ (an editable install): let Python
+# keep their bytecode (__pycache__ is git- and dvc-ignored) instead of compiling them in every
+# process, where the environment says otherwise (~0.3 s a process, measured).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup lock run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check
 
