@@ -6,7 +6,8 @@
    in headless Chromium (screenshot ``ui.png``).
 2. Renders ``reports/index.html`` and the DVC plots page offline; each screenshot must not be
    blank (grey-level s.d. and colour count) and the page text must hold every model name; the
-   plots page must hold one rendered Vega view per plot (JavaScript ran without network).
+   plots page must hold one rendered Vega view per plot (JavaScript ran without network) and the
+   legend of the trained and random-twin series of metrics vs generation.
 
 ``python -m brainlike.registry.browser_check --params params.yaml --out build/ui-check``
 """
@@ -103,8 +104,9 @@ def _text(dom: str) -> str:
 
 
 def page_check(name: str, page: str | Path, out_dir: Path, models: Sequence[str], problems: list[str],
-               min_vega_views: int = 0) -> dict:
-    """Render a local page; check not blank, model names in the visible text, Vega views drawn."""
+               min_vega_views: int = 0, expect_text: Sequence[str] = ()) -> dict:
+    """Render a local page; check not blank, model names (and ``expect_text``) in the visible
+    text, Vega views drawn."""
     png = out_dir / f"{name}.png"
     dom = render_url(str(page), png)
     (out_dir / f"{name}.dom.html").write_text(dom, encoding="utf-8")
@@ -113,6 +115,9 @@ def page_check(name: str, page: str | Path, out_dir: Path, models: Sequence[str]
     absent = [m for m in models if m not in text]
     if absent:
         problems.append(f"{name}: page text lacks model names {absent}")
+    missing = [t for t in expect_text if t not in text]
+    if missing:
+        problems.append(f"{name}: page text lacks {missing}")
     if min_vega_views:
         # vega-embed wraps each drawn view in a container with class "vega-embed" holding the marks
         views = len(re.findall(r'class="marks"', dom))
@@ -156,7 +161,9 @@ def browser_check(store: Store, experiment: str, models: Sequence[str], out_dir:
     if report is not None:
         result["report"] = page_check("report", report, out_dir, models, problems)
     if plots_page is not None:
-        result["plots"] = page_check("plots", plots_page, out_dir, models, problems, min_vega_views=n_plots)
+        # metrics vs generation draws trained models and random twins as two series (its legend)
+        result["plots"] = page_check("plots", plots_page, out_dir, models, problems, min_vega_views=n_plots,
+                                     expect_text=("random twin",))
     result["problems"] = problems
     (out_dir / "ui_check.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     if problems:
