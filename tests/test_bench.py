@@ -186,13 +186,13 @@ def test_zoo_dictionary_time_runs_on_word_activations():
     import pandas as pd
 
     from brainlike.bench.extract import _dictionary_time
-    from brainlike.stimulus import frame_times
+    from brainlike.stimulus import frame_times, word_operator
 
     rng = np.random.default_rng(0)
     words = pd.DataFrame({"onset": np.arange(120) * 0.4})
     layers = [rng.standard_normal((120, 30)).astype(np.float32) for _ in range(2)]
     layers[1][:, 4] = 0.0  # silent AN: constant on the TR grid
     ft = frame_times(0.0, 1.5, 40)
-    r = _dictionary_time(SimpleNamespace(values=layers), words, ft,
-                         {"n_atoms": 4, "lambda_an": 0.1, "n_iter": 2, "device": "cpu"})
+    M = word_operator(words.onset.to_numpy(), ft, "spm", 16)
+    r = _dictionary_time(SimpleNamespace(values=layers), M, {"n_atoms": 4, "lambda_an": 0.1, "n_iter": 2, "device": "cpu"})
     assert r["dictionary_matrix"] == [40, 59] and r["dictionary_s"] >= 0

