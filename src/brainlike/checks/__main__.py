@@ -1,4 +1,4 @@
-"""``python -m brainlike.checks {remote,compute,reproduce,portable,times} [ARGS]``: run one end-to-end check; its exit status."""
+"""``python -m brainlike.checks {remote,compute,reproduce,portable,times,zoo} [ARGS]``: run one end-to-end check; its exit status."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ CHECKS = {
     "reproduce": "re-run the pipeline (or --target stages) in a scratch copy and compare with the committed outputs",
     "portable": "no path of this machine and no wall time in the tracked outputs",
     "times": "per-stage wall times of the last run (build/timings)",
+    "zoo": "the model-zoo experiment: the default plus experiments/zoo.yaml in build/zoo, comparison to metrics/zoo/",
 }
 
 
@@ -31,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .reproducible import portable_main as check
     elif args[0] == "times":
         from .reproducible import times_main as check
+    elif args[0] == "zoo":
+        from .zoo import main as check
     else:
         from .compute import main as check
     return check(args[1:])
