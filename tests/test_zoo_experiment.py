@@ -137,6 +137,10 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
     assert log.read_text() == "run\n"  # the default's stage came from the cache
     assert (ws / "build/zoo/work/data/per/extra-random").read_text() == "extra-random\n"
     assert (ws / "build/zoo/work/data/per/minilm-l6").is_file()
+    # the zoo registers into the workspace's store, as experiments of its own
+    reg = yaml.safe_load((ws / "build/zoo/work/params.yaml").read_text())["registry"]
+    assert reg["experiment_name"] == "brainlike-zoo/{dataset}"
+    assert Path(reg["artifact_location"]) == (ws / "mlartifacts").resolve()
     out = ws / "metrics" / "zoo"
     assert sorted(p.name for p in written) == sorted([*COMPARISON, "models.json"])
     alice = json.loads((out / "alice.json").read_text())

@@ -13,10 +13,11 @@ default, and its comparison is committed under ``metrics/zoo/`` so that main com
    none of the default's stages re-runs (only the cross-model ones: materialise, metrics,
    register, report).
 3. The spec's ``models`` are added to the copy's ``params.yaml`` (a name the default already has
-   is refused), the result is validated like any params file, and ``dvc repro`` runs there with
-   its own MLflow store (``build/zoo/work/mlflow.db``; open it with
-   ``MLFLOW_TRACKING_URI=sqlite:///build/zoo/work/mlflow.db brainlike ui``) and report
-   (``build/zoo/work/reports/index.html``).
+   is refused), the result is validated like any params file, and ``dvc repro`` runs there. Its
+   ``register`` stage logs into the *workspace's* MLflow store (``registry.tracking_uri`` or
+   ``MLFLOW_TRACKING_URI``, artifacts under the workspace's ``artifact_location``) as the
+   experiments ``brainlike-zoo/{dataset}``, so ``brainlike ui`` shows the zoo beside the
+   default's ``brainlike/{dataset}``; the zoo's report is ``build/zoo/work/reports/index.html``.
 4. The comparison files (:data:`COMPARISON`) are written to ``metrics/zoo/`` together, with
    ``models.json``: each model's config, its weights' sha256 and, for a GGUF source, the file's
    sha256, parts and header (what the model says it is).
@@ -43,6 +44,7 @@ from ..activations.sources import missing_parts
 from ..config.models import ModelConfig
 from ..config.params import load_params
 from ..errors import BrainlikeError, DataError
+from ..registry.store import resolve_store
 from .outputs import DirtyWorkspaceError, _rmtree, run_dvc, stale_stages
 from .reproduce import scratch_copy
 
@@ -52,6 +54,7 @@ COMPARISON = ("alice.json", "organization.json", "recovery.json", "compare.csv",
 DEFAULT_SPEC = Path("experiments/zoo.yaml")
 DEFAULT_WORK = Path("build/zoo")
 DEFAULT_OUT = Path("metrics/zoo")
+EXPERIMENT = "brainlike-zoo/{dataset}"
 
 
 def read_spec(path: str | Path, default_models: Mapping[str, object]) -> dict[str, dict]:
@@ -92,7 +95,7 @@ def check_installed(models: Mapping[str, dict], spec: Path) -> None:
 
 
 def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
-                 env: Mapping[str, str] | None = None) -> Path:
+                 env: Mapping[str, str] | None = None, registry: Mapping[str, str] | None = None) -> Path:
     """``work/work``: a fresh copy of ``workspace`` with its outputs checked out of the
     workspace's DVC cache, then the zoo's models added to its params.
 
@@ -111,6 +114,8 @@ def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
     params_path = copy / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     params["models"] = {**params["models"], **models}
+    if registry:
+        params["registry"] = {**params.get("registry", {}), **registry}
     params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     load_params(params_path)  # the merged study must validate like any params.yaml
     return copy
@@ -157,10 +162,16 @@ def run_zoo(workspace: str | Path = ".", spec: str | Path = DEFAULT_SPEC, work: 
     if stale:
         raise DirtyWorkspaceError(workspace, stale)
     copy = work_path / "work"
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{copy / 'mlflow.db'}",
+    # the workspace's own registry, resolved as its register stage would (env var first)
+    reg = load_params(workspace / "params.yaml").registry
+    store = resolve_store(reg.tracking_uri, reg.artifact_location, workspace)
+    registry = {"experiment_name": EXPERIMENT}
+    if store.artifact_root is not None:
+        registry["artifact_location"] = str(store.artifact_root)
+    env = {"MLFLOW_TRACKING_URI": store.uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    prepare_copy(workspace, work_path, models, env)
+    prepare_copy(workspace, work_path, models, env, registry)
     print(f"zoo: running the default plus {', '.join(models)} in {copy}", file=sys.stderr, flush=True)
     run_dvc(["repro"], copy, env=env)
     metrics = copy / load_params(copy / "params.yaml").paths.metrics
