@@ -79,6 +79,17 @@ log.write_text(log.read_text() + "run\\n" if log.exists() else "run\\n")
 pathlib.Path("data/base").mkdir(parents=True, exist_ok=True)
 pathlib.Path("data/base/out.txt").write_text("expensive default output\\n")
 """
+# materialise's part: builds a folder per model once, in a persistent output (the run cache does not restore it)
+_BUILD = """\
+import pathlib, yaml
+log = pathlib.Path({log!r})
+for name in sorted(yaml.safe_load(open("params.yaml"))["models"]):
+    d = pathlib.Path("data/models") / name
+    if not d.is_dir():
+        d.mkdir(parents=True)
+        (d / "weights").write_text(name)
+        log.write_text((log.read_text() if log.exists() else "") + name + "\\n")
+"""
 _COMPARE = """\
 import json, pathlib, yaml
 models = sorted(yaml.safe_load(open("params.yaml"))["models"])
@@ -108,7 +119,7 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
     """A finished two-stage project: the default's expensive stage is checked out of the shared
     cache, not re-run; the comparison stage re-runs with the added model; metrics/zoo/ holds
     what the copy's run wrote, and a second run writes the same bytes."""
-    ws, log = tmp_path / "ws", tmp_path / "base-runs.log"
+    ws, log, builds = tmp_path / "ws", tmp_path / "base-runs.log", tmp_path / "builds.log"
     ws.mkdir()
     _git(ws, "init", "-q")
     _dvc(ws, "init", "-q")
@@ -117,8 +128,11 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
         (ws / ignore).write_text("/build/\n")
     (ws / "base.py").write_text(_BASE.format(log=str(log)))
     (ws / "compare.py").write_text(_COMPARE.format(names=list(COMPARISON)))
+    (ws / "build.py").write_text(_BUILD.format(log=str(builds)))
     (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         "base": {"cmd": f"{sys.executable} base.py", "deps": ["base.py"], "outs": ["data/base"]},
+        "materialise": {"cmd": f"{sys.executable} build.py", "deps": ["build.py"], "params": ["models"],
+                        "outs": [{"data/models": {"persist": True}}]},
         # one stage per model, as extract is: the added model's stage is new, the others' are checked out
         "per_model": {"foreach": "${models}", "do": {
             "cmd": "mkdir -p data/per && echo ${key} > data/per/${key}", "outs": ["data/per/${key}"]}},
@@ -135,6 +149,8 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
 
     written = run_zoo(ws, spec, "build/zoo", "metrics/zoo")
     assert log.read_text() == "run\n"  # the default's stage came from the cache
+    n_default = len(load_params(REPO / "params.yaml").models)
+    assert builds.read_text().splitlines()[n_default:] == ["extra-random"]  # only the new model's folder
     assert (ws / "build/zoo/work/data/per/extra-random").read_text() == "extra-random\n"
     assert (ws / "build/zoo/work/data/per/minilm-l6").is_file()
     # the zoo registers into the workspace's store, as experiments of its own
@@ -154,3 +170,7 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
     run_zoo(ws, spec, "build/zoo", "metrics/zoo")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert log.read_text() == "run\n"
+    # the second copy took the first one's built folder instead of building it again
+    assert builds.read_text().splitlines()[n_default:] == ["extra-random"]
+    assert (ws / "build/zoo/work/data/models/extra-random/weights").read_text() == "extra-random"
+    assert not (ws / "build/zoo/previous").exists()

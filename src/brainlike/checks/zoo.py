@@ -99,11 +99,15 @@ def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
     """``work/work``: a fresh copy of ``workspace`` with its outputs checked out of the
     workspace's DVC cache, then the zoo's models added to its params.
 
-    An earlier copy is replaced (its outputs are in the shared cache, so nothing is lost).
+    An earlier copy is replaced: its stages' outputs are in the shared cache, where DVC's run
+    cache finds them again; the model folders it built (``materialise`` keeps them, a persistent
+    output the run cache does not restore) are moved into the new copy, so they are not rebuilt.
     """
-    copy = work / "work"
+    copy, previous = work / "work", work / "previous"
+    if previous.exists():
+        _rmtree(previous)
     if copy.exists():
-        _rmtree(copy)
+        copy.rename(previous)
     work.mkdir(parents=True, exist_ok=True)
     scratch_copy(workspace, copy)
     cache = (workspace / ".dvc" / "cache").resolve()
@@ -111,6 +115,16 @@ def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
     (copy / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
     # before the params change: afterwards the new models' stages would count as missing outputs
     run_dvc(["checkout", "--quiet"], copy, env=env)
+    if previous.exists():
+        model_cache = load_params(copy / "params.yaml").extract.model_cache
+        built, into = previous / model_cache, copy / model_cache
+        for folder in sorted(built.iterdir()) if built.is_dir() else []:
+            # a folder the checkout did not restore; by-model manifests are rewritten by materialise
+            if folder.is_dir() and folder.name != "by-model" and not folder.name.startswith(".") \
+                    and not (into / folder.name).exists():
+                into.mkdir(parents=True, exist_ok=True)
+                folder.rename(into / folder.name)
+        _rmtree(previous)
     params_path = copy / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     params["models"] = {**params["models"], **models}
