@@ -136,7 +136,8 @@ def prepare_copy(workspace: Path, work: Path, models: Mapping[str, dict],
 
 
 def model_provenance(copy: Path, names: Sequence[str]) -> dict[str, dict]:
-    """Per model: its config, the weights' sha256 and, for a GGUF source, the file's origin."""
+    """Per model: its config, the weights' sha256 (a twin: its random initialisation and the
+    folder its architecture came from) and, for a GGUF source, the file's origin."""
     params = load_params(copy / "params.yaml")
     out = {}
     for name in names:
@@ -144,12 +145,16 @@ def model_provenance(copy: Path, names: Sequence[str]) -> dict[str, dict]:
         entry: dict = {"config": m.model_dump(mode="json", exclude={"name"})}
         manifest = copy / params.extract.model_cache / "by-model" / f"{name}.json"
         if manifest.is_file():
-            entry["weights"] = json.loads(manifest.read_text()).get("weights")
+            # a twin's folder holds the trained weights, of which the twin takes only the config
+            key = "weights" if m.trained else "architecture_from"
+            entry[key] = json.loads(manifest.read_text()).get("weights")
         sidecars = sorted((copy / params.extract.output / name).glob("*/activations.json"))
         if sidecars:
-            origin = (json.loads(sidecars[0].read_text()).get("revision") or {}).get("origin")
-            if origin:
-                entry["origin"] = origin
+            revision = json.loads(sidecars[0].read_text()).get("revision") or {}
+            if revision.get("origin"):
+                entry["origin"] = revision["origin"]
+            if not m.trained:
+                entry["weights"] = {k: revision.get(k) for k in ("kind", "seed", "config_json_sha256")}
         out[name] = entry
     return out
 
