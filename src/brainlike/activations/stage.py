@@ -30,7 +30,7 @@ from ..validation import read_valid_runs
 from .extract import extract_stimulus
 from .gate import enforce_activation_gate, gate_in_helper, warm_gates
 from .models import load_model, model_family
-from .sources import materialise, materialised_dir, needs_materialise, weights_revision
+from .sources import materialise, needs_materialise, weights_revision
 from .vlm import event_stimuli_from_runs, extract_events, vlm_families
 
 
@@ -79,8 +79,9 @@ def materialise_all(params: Params) -> list[dict]:
     sources = sorted({m.source for m in params.models.values() if needs_materialise(m.source)})
     # the stage's output exists even when no model needs building (every source a folder)
     cache.mkdir(parents=True, exist_ok=True)
-    rows = [{"source": src, "model_dir": str(materialise(src, cache))} for src in sources]
-    weights = {src: weights_revision(materialised_dir(src, cache)) for src in sources}
+    built = {src: materialise(src, cache) for src in sources}
+    rows = [{"source": src, "model_dir": str(d)} for src, d in built.items()]
+    weights = {src: weights_revision(d) for src, d in built.items()}
     folder = cache / MANIFESTS
     folder.mkdir(exist_ok=True)
     for name, model in params.models.items():

