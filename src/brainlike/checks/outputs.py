@@ -33,8 +33,8 @@ class DirtyWorkspaceError(BrainlikeError):
         self.stages = dict(stages)
         names = ", ".join(sorted(self.stages)) or "?"
         super().__init__(
-            f"{workspace}: `dvc status` is not clean (stages: {names}); run `dvc repro` "
-            "before checking the remote round trip"
+            f"{workspace}: `dvc status` is not clean (stages: {names}); run `dvc repro` first: "
+            "this needs the workspace's outputs to be what dvc.lock says"
         )
 
 

@@ -147,7 +147,7 @@ def fresh_copy(workspace: str | Path, dest: str | Path) -> Path:
     (dest / ".dvc" / "config.local").unlink(missing_ok=True)
     _git(["init", "-q"], dest)
     _git(["add", "-A"], dest)
-    _git(["commit", "-q", "-m", "fresh copy for the DVC remote round trip"], dest)
+    _git(["commit", "-q", "-m", "fresh copy of the workspace (brainlike.checks)"], dest)
     return dest
 
 
