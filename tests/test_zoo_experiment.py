@@ -174,3 +174,13 @@ def test_zoo_runs_only_the_new_work_and_writes_the_comparison(tmp_path):
     assert builds.read_text().splitlines()[n_default:] == ["extra-random"]
     assert (ws / "build/zoo/work/data/models/extra-random/weights").read_text() == "extra-random"
     assert not (ws / "build/zoo/previous").exists()
+
+
+def test_a_failed_repro_that_printed_as_it_went_points_at_its_output(tmp_path):
+    """The zoo's repro prints its stages (it is long); its failure then says where to look."""
+    from brainlike.checks.outputs import run_dvc
+
+    _git(tmp_path, "init", "-q")
+    _dvc(tmp_path, "init", "-q")
+    with pytest.raises(DataError, match=r"`dvc repro no-such-stage` exited \d+: see its output above"):
+        run_dvc(["repro", "no-such-stage"], tmp_path, capture=False)

@@ -87,16 +87,19 @@ def run_dvc(
     cwd: str | Path,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    capture: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dvc ARGS`` in ``cwd`` with analytics off; raise :class:`DataError` when ``check``.
 
     ``env`` entries are added to the current environment (e.g. ``DVC_SYSTEM_CONFIG_DIR``).
+    ``capture=False`` lets DVC print as it goes (a long ``repro``); the error then points there.
     """
     full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_IGNORE_ISATTY": "1", **(env or {})}
     cmd = [dvc_executable(), *args]
-    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=capture, text=True)
     if check and proc.returncode != 0:
-        raise DataError(cwd, f"`dvc {' '.join(args)}` exited {proc.returncode}: {_tail(proc)}")
+        said = _tail(proc) if capture else "see its output above"
+        raise DataError(cwd, f"`dvc {' '.join(args)}` exited {proc.returncode}: {said}")
     return proc
 
 

@@ -192,7 +192,7 @@ def run_zoo(workspace: str | Path = ".", spec: str | Path = DEFAULT_SPEC, work: 
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     prepare_copy(workspace, work_path, models, env, registry)
     print(f"zoo: running the default plus {', '.join(models)} in {copy}", file=sys.stderr, flush=True)
-    run_dvc(["repro"], copy, env=env)
+    run_dvc(["repro"], copy, env=env, capture=False)  # ~17 min the first time: show its stages
     metrics = copy / load_params(copy / "params.yaml").paths.metrics
     absent = [n for n in COMPARISON if not (metrics / n).is_file()]
     if absent:
