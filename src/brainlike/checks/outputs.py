@@ -94,7 +94,9 @@ def run_dvc(
     ``env`` entries are added to the current environment (e.g. ``DVC_SYSTEM_CONFIG_DIR``).
     ``capture=False`` lets DVC print as it goes (a long ``repro``); the error then points there.
     """
-    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_IGNORE_ISATTY": "1", **(env or {})}
+    # DVC_IGNORE_ISATTY only for captured output: printing to a log, it would draw progress bars
+    tty = {"DVC_IGNORE_ISATTY": "1"} if capture else {}
+    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **tty, **(env or {})}
     cmd = [dvc_executable(), *args]
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=capture, text=True)
     if check and proc.returncode != 0:
