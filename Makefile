@@ -41,8 +41,12 @@ lock: setup
 $(VENDOR)/vendor.json: tools/vendor_assets.py | $(STAMP)
 	@$(BIN)/python tools/vendor_assets.py $(VENDOR) >/dev/null
 
+# `brainlike repro` is `dvc repro` with REPRO_JOBS independent stages at a time (same outputs, same
+# dvc.lock; README "Two commands"). Two: this 2-core host; each stage also forks one worker per core,
+# and extract stages hold a model each, so more needs cores and memory to match.
+REPRO_JOBS ?= 2
 run: setup
-	@$(BIN)/dvc repro
+	@$(BIN)/brainlike repro --jobs $(REPRO_JOBS)
 
 test: setup
 	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache

@@ -50,6 +50,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(["--params", args.params, *args.extra, *args.rest])
 
 
+def _cmd_repro(args: argparse.Namespace) -> int:
+    from .repro import repro_main
+
+    return repro_main([*args.extra, *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainlike", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
@@ -68,15 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="models ordered by generation, from the registry", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_compare)
+    p = sub.add_parser("repro", help="dvc repro with independent stages side by side (same outputs)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_repro)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     set_offline_env()
     parser = build_parser()
-    # `ui` and `compare` pass their options through to the registry's own parsers.
+    # `ui`, `compare` and `repro` pass their options through to their own parsers.
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("ui", "compare"):
+    if extra and args.command not in ("ui", "compare", "repro"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = [a for a in extra if a != "--"]
     try:

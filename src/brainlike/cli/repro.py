@@ -1,0 +1,258 @@
+"""``brainlike repro``: ``dvc repro`` with independent stages run side by side.
+
+``dvc repro`` runs one stage at a time. Most of the default run's stages are independent of each
+other (every model's extract -> patterns -> encode -> networks chain, the rotations, the baseline
+and the bounds), and a stage process spends seconds on imports and DVC's bookkeeping with one
+core busy. This driver reads the stage graph from DVC, and keeps ``--jobs`` stages running at
+once, each through ``dvc --wait-for-lock repro --single-item <stage>``. DVC itself guarantees
+that this is safe: it releases its repository lock while a stage's command runs, and holds a
+read lock on the stage's dependencies and a write lock on its outputs; a stage starts here only
+after every stage it depends on has finished, so those locks never meet.
+
+What it produces is what ``dvc repro`` produces: the same stages run, with the same commands,
+outputs, run cache and ``dvc.lock`` entries (stages are deterministic and do not depend on what
+runs beside them). Two differences, both documented in the README: stage logs are printed whole
+when a stage ends (two stages' lines would otherwise interleave), and a stage new to ``dvc.lock``
+is appended in the order of ``dvc.yaml`` rather than in the order it happened to finish, so that
+the lock file does not depend on timing. After the last stage, ``dvc status`` must be clean;
+anything left (a stage this plan did not foresee) is handed to a plain ``dvc repro``.
+
+Wall times per stage go to the untracked ``build/repro-times.json`` and are printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._utils.atomic import write_text_atomic
+from .._utils.reproducible import build_dir
+
+TIMES_FILE = "repro-times.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages to run and how they depend on each other.
+
+    Attributes
+    ----------
+    order : list of str
+        Every stage of the project, in ``dvc.yaml`` order (DVC's index order).
+    upstream : dict
+        Stage -> the stages whose outputs it reads.
+    todo : list of str
+        The stages to run (in ``order``): those ``dvc status`` reports as changed and everything
+        downstream of them (whose inputs are about to change).
+    """
+
+    order: list[str]
+    upstream: dict[str, set[str]]
+    todo: list[str]
+
+
+def plan(root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
+    """Read the stage graph and the changed stages from DVC (``targets``: these and their upstream)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph
+        stages = list(repo.index.stages)
+        top = Path(repo.root_dir)
+
+        def name(s) -> str:  # as `dvc repro` takes it in the project's root
+            where = Path(s.path).parent
+            return s.name if where == top else f"{Path(s.path).relative_to(top)}:{s.name}"
+
+        order = [name(s) for s in stages]
+        # DVC's graph has an edge from a stage to each stage it depends on
+        upstream = {name(s): {name(d) for d in graph.successors(s)} for s in stages}
+        status = repo.status()
+        changed = {name(s) for s in stages if s.addressing in status}
+    downstream: dict[str, set[str]] = {s: set() for s in order}
+    for s, ups in upstream.items():
+        for u in ups:
+            downstream[u].add(s)
+    todo = set(_closure(changed, downstream))
+    if targets:
+        unknown = [t for t in targets if t not in upstream]
+        if unknown:
+            raise SystemExit(f"error: no such stage: {', '.join(unknown)} (see `dvc stage list`)")
+        todo &= set(_closure(targets, upstream))
+    return Plan(order, upstream, [s for s in order if s in todo])
+
+
+def _closure(start, edges: Mapping[str, set[str]]) -> set[str]:
+    seen, stack = set(), list(start)
+    while stack:
+        s = stack.pop()
+        if s not in seen:
+            seen.add(s)
+            stack.extend(edges.get(s, ()))
+    return seen
+
+
+def _priorities(p: Plan, cost: Mapping[str, float]) -> dict[str, float]:
+    """Longest chain of work (``cost`` seconds, 1 where unknown) from each stage to the end:
+    among ready stages the one that holds up the most work starts first."""
+    todo = set(p.todo)
+    down: dict[str, set[str]] = {s: set() for s in todo}
+    for s in todo:
+        for u in p.upstream[s] & todo:
+            down[u].add(s)
+    prio: dict[str, float] = {}
+    for s in reversed(p.todo):  # index order is topological
+        prio[s] = cost.get(s, 1.0) + max((prio[d] for d in down[s]), default=0.0)
+    return prio
+
+
+def _run_one(stage: str, dvc: Sequence[str], log_dir: str) -> tuple[int, float, float, str]:
+    t0 = time.time()
+    with tempfile.NamedTemporaryFile("w+", dir=log_dir, prefix="stage-", suffix=".log", delete=False) as log:
+        rc = subprocess.call([*dvc, "--wait-for-lock", "repro", "--single-item", stage],
+                             stdout=log, stderr=subprocess.STDOUT)
+        log.seek(0)
+        text = log.read()
+    os.unlink(log.name)
+    return rc, t0, time.time(), text
+
+
+def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, float] | None = None,
+        out=None) -> tuple[int, dict[str, dict]]:
+    """Run ``p.todo`` with at most ``jobs`` stages at a time.
+
+    Returns the exit code (that of the first stage that failed, else 0) and each finished
+    stage's ``{"start_s", "seconds", "rc"}`` (start relative to the first stage).
+    On a failure no further stage starts; the running ones finish.
+    """
+    out = sys.stdout if out is None else out
+    prio = _priorities(p, cost or {})
+    planned, todo, done = set(p.todo), set(p.todo), set()
+    times: dict[str, dict] = {}
+    running: dict[Future, str] = {}
+    rc_first = 0
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="brainlike-repro-") as log_dir, \
+            ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while True:
+            if rc_first == 0:
+                # ready: not started, and every planned stage it reads from has finished
+                ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
+                ready.sort(key=lambda s: -prio[s])  # stable: index order among equals
+                for s in ready[: max(1, jobs) - len(running)]:
+                    todo.discard(s)
+                    running[pool.submit(_run_one, s, dvc, log_dir)] = s
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in sorted(finished, key=lambda f: p.order.index(running[f])):
+                s = running.pop(f)
+                rc, t0, t1, text = f.result()
+                times[s] = {"start_s": round(t0 - t_start, 1), "seconds": round(t1 - t0, 1), "rc": rc}
+                print(f"--- {s} ({t1 - t0:.1f} s){'' if rc == 0 else f', exit {rc}'}", file=out)
+                print(text.rstrip("\n"), file=out, flush=True)
+                done.add(s)
+                if rc != 0 and rc_first == 0:
+                    rc_first = rc
+                    print(f"error: stage {s} failed (exit {rc}); no further stage starts", file=out, flush=True)
+    return rc_first, times
+
+
+def order_lock(lock_path: str | os.PathLike, order: Sequence[str], before: Sequence[str]) -> bool:
+    """Put the stages that are new in ``lock_path`` (not in ``before``) in ``order``, after the old ones.
+
+    DVC appends a stage to ``dvc.lock`` when it first finishes, so stages that ran side by side
+    would land in the order they finished. Returns whether the file was rewritten.
+    """
+    from dvc.utils.serialize import modify_yaml
+
+    path = Path(lock_path)
+    current = _lock_stages(path)
+    old = [s for s in current if s in set(before)]
+    new = sorted((s for s in current if s not in set(before)),
+                 key=lambda s: (order.index(s) if s in order else len(order), s))
+    if current == old + new:
+        return False  # the usual case: the file is left as DVC wrote it
+    with modify_yaml(str(path)) as data:
+        stages = data["stages"]
+        items = {s: stages[s] for s in old + new}
+        for s in list(stages):
+            del stages[s]
+        stages.update(items)
+    return True
+
+
+def _lock_stages(lock_path: Path) -> list[str]:
+    import yaml
+
+    if not lock_path.exists():
+        return []
+    return list((yaml.safe_load(lock_path.read_text()) or {}).get("stages") or {})
+
+
+def _previous_costs() -> dict[str, float]:
+    f = build_dir() / TIMES_FILE
+    try:
+        rec = json.loads(f.read_text())
+        return {s: float(v["seconds"]) for s, v in rec.get("stages", {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def repro_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="brainlike repro",
+        description="dvc repro, with up to --jobs independent stages running at once (same outputs)")
+    parser.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                        help="stages at once (default: the number of cores)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    dvc = [sys.executable, "-m", "dvc"]
+    t0 = time.time()
+    p = plan(".", args.targets)
+    if not p.todo:
+        print("Data and pipelines are up to date.")
+        return 0
+    lock = Path("dvc.lock")
+    before = _lock_stages(lock)
+    print(f"brainlike repro: {len(p.todo)} stages, {args.jobs} at a time", flush=True)
+    rc, times = run(p, args.jobs, dvc, cost=_previous_costs())
+    if order_lock(lock, p.order, before):
+        print("brainlike repro: new stages put in dvc.yaml order in dvc.lock")
+    total = time.time() - t0
+    _write_times(times, args.jobs, total)
+    if rc != 0:
+        return rc
+    left = plan(".", args.targets).todo
+    if left:  # not expected: hand whatever is left to DVC itself
+        print(f"brainlike repro: still changed after the plan: {', '.join(left)}; running dvc repro", flush=True)
+        rc = subprocess.call([*dvc, "repro", *args.targets])
+        if rc != 0:
+            return rc
+    _print_times(times, total)
+    return 0
+
+
+def _write_times(times: Mapping[str, dict], jobs: int, total: float) -> None:
+    path = build_dir() / TIMES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"jobs": jobs, "total_s": round(total, 1),
+           "stages": dict(sorted(times.items(), key=lambda kv: kv[1]["start_s"]))}
+    write_text_atomic(path, json.dumps(rec, indent=1) + "\n")
+
+
+def _print_times(times: Mapping[str, dict], total: float) -> None:
+    busy = sum(v["seconds"] for v in times.values())
+    print(f"brainlike repro: {len(times)} stages in {total:.0f} s "
+          f"({busy:.0f} stage-seconds; per stage: {build_dir() / TIMES_FILE})")

@@ -1,0 +1,160 @@
+"""``brainlike repro``: DVC's stages side by side, with what ``dvc repro`` would leave behind.
+
+Real git and DVC on small projects: the stages that may run together do (a rendezvous that a
+one-at-a-time run could not pass), every output and ``dvc.lock`` entry equals a plain
+``dvc repro``'s, a failure stops what depends on it, and new lock entries do not depend on timing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from brainlike.cli import main as cli_main
+from brainlike.cli.repro import order_lock, plan
+
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+# b and c wait for each other: they finish only if both are running at once (60 s to meet)
+_MEET = """
+import pathlib, sys, time
+me, other = sys.argv[1], sys.argv[2]
+pathlib.Path("flags").mkdir(exist_ok=True)
+pathlib.Path("flags", me).write_text("up")
+t = time.monotonic()
+while not pathlib.Path("flags", other).exists():
+    if time.monotonic() - t > 60:
+        sys.exit(f"{me}: {other} never started beside me")
+    time.sleep(0.05)
+pathlib.Path("out", me).parent.mkdir(exist_ok=True)
+pathlib.Path("out", me).write_text(pathlib.Path("out/a").read_text() + me + "\\n")
+"""
+
+
+def _git(ws: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+                   cwd=ws, check=True, capture_output=True)
+
+
+def _dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
+    dvc = Path(sys.executable).with_name("dvc")
+    return subprocess.run([str(dvc if dvc.exists() else shutil.which("dvc")), *args], cwd=ws,
+                          capture_output=True, text=True, env=ENV)
+
+
+def _project(ws: Path, stages: dict) -> Path:
+    ws.mkdir()
+    _git(ws, "init", "-q")
+    assert _dvc(ws, "init", "-q").returncode == 0
+    (ws / "meet.py").write_text(_MEET)
+    (ws / "input.txt").write_text("input\n")
+    (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-q", "-m", "project")
+    return ws
+
+
+PY = sys.executable
+# a -> (b, c) -> d; e on its own. dvc.yaml order differs from the order they can finish in.
+STAGES = {
+    "e": {"cmd": "mkdir -p out && echo e > out/e", "outs": ["out/e"]},
+    "a": {"cmd": "mkdir -p out && cat input.txt > out/a", "deps": ["input.txt"], "outs": ["out/a"]},
+    "b": {"cmd": f"{PY} meet.py b c", "deps": ["out/a", "meet.py"], "outs": ["out/b"]},
+    "c": {"cmd": f"{PY} meet.py c b", "deps": ["out/a", "meet.py"], "outs": ["out/c"]},
+    "d": {"cmd": "cat out/b out/c > out/d", "deps": ["out/b", "out/c"], "outs": ["out/d"]},
+}
+
+
+def _repro(ws: Path, *args: str) -> int:
+    cwd = os.getcwd()
+    os.chdir(ws)
+    try:
+        return cli_main(["repro", *args])
+    finally:
+        os.chdir(cwd)
+
+
+def _lock_without_cmds(ws: Path) -> dict:
+    return yaml.safe_load((ws / "dvc.lock").read_text())
+
+
+def test_independent_stages_run_together_and_leave_what_dvc_repro_leaves(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    par = _project(tmp_path / "par", STAGES)
+    assert _repro(par, "--jobs", "2") == 0
+    out = capsys.readouterr().out
+    assert (par / "out/d").read_text() == "input\nb\ninput\nc\n"
+    # the same project, stage by stage in DVC's own order (b and c would wait forever: let them meet)
+    seq = _project(tmp_path / "seq", {**STAGES, **{
+        k: {**STAGES[k], "cmd": f"mkdir -p flags && touch flags/{'c' if k == 'b' else 'b'} && " + STAGES[k]["cmd"]}
+        for k in ("b", "c")}})
+    assert _dvc(seq, "repro").returncode == 0
+    lp, ls = _lock_without_cmds(par), _lock_without_cmds(seq)
+    assert list(lp["stages"]) == list(ls["stages"]) == ["e", "a", "b", "c", "d"]  # dvc.yaml order here
+    for name in lp["stages"]:
+        assert lp["stages"][name].get("outs") == ls["stages"][name].get("outs"), name
+    assert _dvc(par, "status", "--json").stdout.strip() == "{}"
+    assert "--- b" in out and "--- c" in out and "5 stages" in out
+    # nothing to do: nothing runs, the lock file is untouched
+    before = (par / "dvc.lock").read_bytes()
+    assert _repro(par) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (par / "dvc.lock").read_bytes() == before
+
+
+def test_only_what_changed_and_what_follows_it_is_planned(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    ws = _project(tmp_path / "ws", {k: STAGES[k] for k in ("e", "a")} | {
+        "f": {"cmd": "cat out/a > out/f", "deps": ["out/a"], "outs": ["out/f"]}})
+    assert _repro(ws, "-j", "2") == 0
+    (ws / "input.txt").write_text("changed\n")
+    p = plan(ws)
+    assert p.todo == ["a", "f"] and p.upstream["f"] == {"a"} and p.order == ["e", "a", "f"]
+    assert plan(ws, ["a"]).todo == ["a"]
+    assert _repro(ws) == 0
+    assert (ws / "out/f").read_text() == "changed\n"
+    assert plan(ws).todo == []
+
+
+def test_a_failed_stage_stops_what_depends_on_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    ws = _project(tmp_path / "ws", {
+        "a": {"cmd": "echo broken >&2 && exit 3", "deps": ["input.txt"], "outs": ["out/a"]},
+        "f": {"cmd": "cat out/a > out/f", "deps": ["out/a"], "outs": ["out/f"]},
+        "e": STAGES["e"]})
+    rc = _repro(ws, "-j", "2")
+    out = capsys.readouterr().out
+    assert rc != 0
+    assert "stage a failed" in out and "broken" in out
+    assert not (ws / "out/f").exists() and not (ws / "out/a").exists()
+    lock = yaml.safe_load((ws / "dvc.lock").read_text()) if (ws / "dvc.lock").exists() else None
+    assert "f" not in ((lock or {}).get("stages") or {})
+
+
+def test_new_lock_entries_follow_dvc_yaml_not_the_finishing_order(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    entry = {"cmd": "x", "outs": [{"path": "o", "md5": "0", "size": 1}]}
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "old2": entry, "old1": entry, "new_b": entry, "new_a": entry}}, sort_keys=False))
+    order = ["old1", "old2", "new_a", "new_b"]
+    assert order_lock(lock, order, before=["old2", "old1"])
+    stages = list(yaml.safe_load(lock.read_text())["stages"])
+    assert stages == ["old2", "old1", "new_a", "new_b"]  # old entries stay where they were
+    before = lock.read_bytes()
+    assert not order_lock(lock, order, before=["old2", "old1"])
+    assert lock.read_bytes() == before
+
+
+def test_bad_arguments_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    ws = _project(tmp_path / "ws", {"e": STAGES["e"]})
+    with pytest.raises(SystemExit):
+        _repro(ws, "--jobs", "0")
+    with pytest.raises(SystemExit, match="no such stage: nope"):
+        _repro(ws, "nope")
