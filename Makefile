@@ -46,7 +46,7 @@ $(VENDOR)/vendor.json: tools/vendor_assets.py | $(STAMP)
 # and extract stages hold a model each, so more needs cores and memory to match.
 REPRO_JOBS ?= 2
 run: setup
-	@$(BIN)/brainlike repro --jobs $(REPRO_JOBS)
+	@$(BIN)/brainlike repro --jobs $(REPRO_JOBS) --alone 'extract@*'
 
 test: setup
 	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache

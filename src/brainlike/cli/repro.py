@@ -23,6 +23,7 @@ Wall times per stage go to the untracked ``build/repro-times.json`` and are prin
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import subprocess
@@ -126,9 +127,16 @@ def _run_one(stage: str, dvc: Sequence[str], log_dir: str) -> tuple[int, float, 
     return rc, t0, time.time(), text
 
 
+def _is_alone(stage: str, alone: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(stage, pat) for pat in alone)
+
+
 def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, float] | None = None,
-        out=None) -> tuple[int, dict[str, dict]]:
+        out=None, alone: Sequence[str] = ()) -> tuple[int, dict[str, dict]]:
     """Run ``p.todo`` with at most ``jobs`` stages at a time.
+
+    Stages matching a pattern of ``alone`` (fnmatch, e.g. ``extract@*``) use every core
+    themselves: they run with nothing beside them.
 
     Returns the exit code (that of the first stage that failed, else 0) and each finished
     stage's ``{"start_s", "seconds", "rc"}`` (start relative to the first stage).
@@ -148,7 +156,14 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
                 # ready: not started, and every planned stage it reads from has finished
                 ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
                 ready.sort(key=lambda s: -prio[s])  # stable: index order among equals
-                for s in ready[: max(1, jobs) - len(running)]:
+                for s in ready:
+                    if len(running) >= max(1, jobs) or any(_is_alone(r, alone) for r in running.values()):
+                        break
+                    if _is_alone(s, alone):  # it waits for the others to finish, and nothing joins it
+                        if not running:
+                            todo.discard(s)
+                            running[pool.submit(_run_one, s, dvc, log_dir)] = s
+                        break
                     todo.discard(s)
                     running[pool.submit(_run_one, s, dvc, log_dir)] = s
             if not running:
@@ -215,6 +230,8 @@ def repro_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                         help="stages at once (default: the number of cores)")
+    parser.add_argument("--alone", action="append", default=[], metavar="PATTERN",
+                        help="stages (fnmatch pattern, repeatable) that use every core and run with nothing beside them")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -227,7 +244,7 @@ def repro_main(argv: Sequence[str] | None = None) -> int:
     lock = Path("dvc.lock")
     before = _lock_stages(lock)
     print(f"brainlike repro: {len(p.todo)} stages, {args.jobs} at a time", flush=True)
-    rc, times = run(p, args.jobs, dvc, cost=_previous_costs())
+    rc, times = run(p, args.jobs, dvc, cost=_previous_costs(), alone=args.alone)
     if order_lock(lock, p.order, before):
         print("brainlike repro: new stages put in dvc.yaml order in dvc.lock")
     total = time.time() - t0
