@@ -158,3 +158,33 @@ def test_bad_arguments_are_refused(tmp_path, monkeypatch, capsys):
         _repro(ws, "--jobs", "0")
     with pytest.raises(SystemExit, match="no such stage: nope"):
         _repro(ws, "nope")
+
+
+# a stage notes itself in running/ while it runs, and fails if it finds a stage it must not run beside
+_MARK = """
+import pathlib, sys, time
+me, alone = sys.argv[1], sys.argv[2] == "alone"
+run = pathlib.Path("running"); run.mkdir(exist_ok=True)
+def others():
+    return sorted(p.name for p in run.iterdir() if p.name != me)
+bad = lambda o: o if alone else [x for x in o if x.startswith("x")]
+(run / me).write_text("")
+for _ in range(20):  # 1 s, looking
+    if bad(others()):
+        sys.exit(f"{me} ran beside {bad(others())}")
+    time.sleep(0.05)
+(run / me).unlink()
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path("out", me).write_text(me)
+"""
+
+
+def test_a_stage_that_uses_every_core_runs_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    stages = {name: {"cmd": f"{PY} mark.py {name} {'alone' if name.startswith('x') else 'shared'}",
+                     "deps": ["mark.py"], "outs": [f"out/{name}"]} for name in ("y1", "x1", "y2", "x2", "y3")}
+    ws = _project(tmp_path / "ws", stages)
+    (ws / "mark.py").write_text(_MARK)
+    assert _repro(ws, "-j", "2", "--alone", "x*") == 0
+    assert sorted(p.name for p in (ws / "out").iterdir() if p.name != ".gitignore") == [
+        "x1", "x2", "y1", "y2", "y3"]
