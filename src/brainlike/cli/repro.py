@@ -102,17 +102,20 @@ def _closure(start, edges: Mapping[str, set[str]]) -> set[str]:
     return seen
 
 
-def _priorities(p: Plan, cost: Mapping[str, float]) -> dict[str, float]:
-    """Longest chain of work (``cost`` seconds, 1 where unknown) from each stage to the end:
-    among ready stages the one that holds up the most work starts first."""
+def _priorities(p: Plan, cost: Mapping[str, float]) -> dict[str, tuple[float, int]]:
+    """Longest chain of work (``cost`` seconds, 1 where unknown) from each stage to the end, and
+    the number of stages downstream: among ready stages the one that holds up the most starts first."""
     todo = set(p.todo)
     down: dict[str, set[str]] = {s: set() for s in todo}
     for s in todo:
         for u in p.upstream[s] & todo:
             down[u].add(s)
-    prio: dict[str, float] = {}
+    prio: dict[str, tuple[float, int]] = {}
     for s in reversed(p.todo):  # index order is topological
-        prio[s] = cost.get(s, 1.0) + max((prio[d] for d in down[s]), default=0.0)
+        # then, among equal chains, the stage that more stages wait for (the rotations: every
+        # model's networks stage)
+        prio[s] = (cost.get(s, 1.0) + max((prio[d][0] for d in down[s]), default=0.0),
+                   len(_closure(down[s], down)))
     return prio
 
 
@@ -155,7 +158,7 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
             if rc_first == 0:
                 # ready: not started, and every planned stage it reads from has finished
                 ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
-                ready.sort(key=lambda s: -prio[s])  # stable: index order among equals
+                ready.sort(key=lambda s: (-prio[s][0], -prio[s][1]))  # stable: index order among equals
                 for s in ready:
                     if len(running) >= max(1, jobs) or any(_is_alone(r, alone) for r in running.values()):
                         break
