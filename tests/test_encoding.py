@@ -21,6 +21,7 @@ from brainlike.encoding import (
     fit_group,
     fit_subject,
     fold_arrays,
+    group_moderated,
     group_one_sample,
     inner_folds,
     make_design,
@@ -31,7 +32,7 @@ from brainlike.encoding import (
     word_baseline,
 )
 from brainlike.encoding.design import cosine_drift
-from brainlike.errors import DataError
+from brainlike.errors import ConfigError, DataError
 
 TR = 1.5
 ALPHAS = np.logspace(-1, 4, 8)
@@ -261,6 +262,50 @@ def test_group_one_sample_equals_scipy():
     grp = fit_group(list(maps), 0.05)
     assert grp["positive"][1].mean() > 0.5 and grp["negative"][2].mean() > 0.5 and grp["significant"][0].mean() < 0.2
 
+
+
+def test_squeeze_var_recovers_the_prior_of_simulated_variances():
+    from brainlike.encoding.stats import squeeze_var
+
+    rng = np.random.default_rng(3)
+    d0, s02, d = 8.0, 2.0, 3
+    sigma2 = s02 * d0 / rng.chisquare(d0, 40000)  # scaled inverse chi-square prior
+    s2 = sigma2 * rng.chisquare(d, sigma2.size) / d
+    post, d0_hat, s02_hat = squeeze_var(s2, d)
+    assert d0_hat == pytest.approx(d0, rel=0.15) and s02_hat == pytest.approx(s02, rel=0.05)
+    # the posterior lies between the sample variance and the prior, closer to the truth
+    assert np.mean((post - sigma2) ** 2) < 0.5 * np.mean((s2 - sigma2) ** 2)
+    # variances no more spread than sampling explains: d0 = inf, every target gets s0^2
+    post, d0_hat, s02_hat = squeeze_var(1.5 * rng.chisquare(d, 40000) / d, d)
+    assert d0_hat == np.inf and s02_hat == pytest.approx(1.5, rel=0.05) and np.all(post == s02_hat)
+    with pytest.raises(DataError, match="at least 3 targets"):
+        squeeze_var(np.array([1.0, 0.0]), d)
+
+
+@pytest.mark.parametrize("d0", [np.inf, 5.0])
+def test_moderated_t_is_uniform_under_the_null_and_beats_the_t_test(d0):
+    """4 subjects: the moderated t's p-values are uniform where no target has an effect (KS),
+    BH keeps its false discoveries at alpha, and with an effect it finds far more than the t-test."""
+    rng = np.random.default_rng(11)
+    S, V = 4, 20000
+    sd = np.sqrt(1.7 * (d0 / rng.chisquare(d0, V) if np.isfinite(d0) else np.ones(V)))
+    null = rng.standard_normal((S, 2, V)) * sd
+    g = group_moderated(null)
+    assert stats.kstest(g["p"].ravel(), "uniform").pvalue > 0.01
+    if np.isfinite(d0):
+        assert g["prior_dof"][0] == pytest.approx(d0, rel=0.3)
+    np.testing.assert_allclose(np.abs(g["z"]), stats.norm.isf(g["p"] / 2), rtol=1e-6)
+    fdr = [fit_group(rng.standard_normal((S, 1, V)) * sd, 0.05, test="moderated_t")["significant"].sum()
+           for _ in range(20)]
+    assert np.mean(np.array(fdr) > 0) <= 0.15  # family-wise under the complete null: BH's alpha
+    eff = null.copy()
+    eff[:, :, :1000] += 2.0 * sd[:1000]
+    mod, plain = fit_group(eff, 0.05, test="moderated_t"), fit_group(eff, 0.05, test="t")
+    hits = mod["positive"][:, :1000].mean()
+    assert hits > 0.15 and hits > 5 * plain["positive"][:, :1000].mean()
+    assert mod["positive"][:, 1000:].mean() < 0.01
+    with pytest.raises(ConfigError, match="moderated_t"):
+        fit_group(eff, 0.05, test="z")
 
 def test_word_baseline():
     words = pd.DataFrame({"word": ["a", "little", "lighthouse", "stone"], "onset": [1.0, 2.0, 3.0, 10.0],

@@ -310,7 +310,9 @@ def write_stage_outputs(root: Path, model: str = "minilm-l6", stims=("embedded_t
         "atoms_per_fbn": {"yeo7/Visual": {"+": 1}}, "heldout": {"r_mean": 0.25, "r_top": 0.5}, "trained": True,
         "by_stimulus": {stims[-1]: {"diversity": 0.9}}}}}))
     (root / "metrics/recovery.json").write_text(json.dumps({"by_stimulus": {
-        s: {"models": {model: {"f1": 0.8 - 0.5 * i, "precision": 1.0, "recall": 0.5, "all_pass": False}}}
+        s: {"models": {model: {"f1": 0.8 - 0.5 * i, "precision": 1.0, "recall": 0.5, "all_pass": False,
+                               "strict_minus_twin_by_kind_ci": {"semantic": {
+                                   "difference": 0.1 - i, "lo": -0.2, "hi": 0.3, "n_networks": 2}}}}}
         for i, s in enumerate(stims)}}))
     return expected
 
@@ -326,6 +328,9 @@ def test_adapter_reads_stage_outputs(tmp_path):
     # compare columns mapped from the real keys, on the primary stimulus (the story)
     assert rec.metrics["dictionary_r2"] == 0.55 and rec.metrics["diversity"] == 0.7
     assert rec.metrics["heldout_r_mean"] == 0.25 and rec.metrics["recovery"] == 0.8
+    # the benchmark's headline, on the primary stimulus, with its CI
+    assert (rec.metrics["recovery_semantic_minus_twin"], rec.metrics["recovery_semantic_minus_twin_ci_low"],
+            rec.metrics["recovery_semantic_minus_twin_ci_high"]) == (pytest.approx(0.1), -0.2, 0.3)
     assert rec.metrics["recovery.movie.f1"] == pytest.approx(0.3) and rec.metrics["movie.diversity"] == 0.9
     assert rec.metrics["patterns.movie.r2"] == pytest.approx(0.65) and rec.metrics["recovery.story.all_pass"] == 0.0
     assert not any(k.startswith("atoms_per_fbn") for k in rec.metrics)

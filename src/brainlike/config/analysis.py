@@ -78,8 +78,9 @@ class EncodingConfig(_Section):
         description="On fsaverage5, the mean time course of each network of these atlases is a permutation-tested target",
     )
     top_fraction_r: float = Field(0.1, gt=0, le=1, description="Share of targets in the 'top' held-out r summary")
-    group_test: Literal["t", "stouffer"] = Field(
-        "t", description="Group maps: one-sample t across subjects (random effects) or Stouffer z (fixed effects)"
+    group_test: Literal["t", "moderated_t", "stouffer"] = Field(
+        "moderated_t", description="Group maps: one-sample t across subjects, the same with empirical-Bayes "
+        "variances (moderated t; both random effects) or Stouffer z (fixed effects)"
     )
     threads: int | None = Field(
         1, ge=1, le=1024,

@@ -15,14 +15,14 @@ import pandas as pd
 
 from ..config import EncodingConfig
 from ..data.run import Run
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .baseline import baseline_bands, split_confounds, stimulus_columns
 from .design import drift_basis, highpass, make_design
 from .glm import run_glm_ar1
 from .ridge import cross_validated_ridge, permutation_test_r
 from .shared import prefilter, shared_encoding
 from .sparse import sparse_fit
-from .stats import fdr_bh, group_one_sample, two_sided_p
+from .stats import fdr_bh, group_moderated, group_one_sample, two_sided_p
 
 
 def fit_subject(
@@ -106,21 +106,33 @@ def _confound_block(X: np.ndarray, names: list[str], K: int) -> np.ndarray | Non
     return X[:, K:K + n] if n else None
 
 
-def fit_group(subject_z: Sequence[np.ndarray] | np.ndarray, fdr_alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Group maps: one-sample t-test across subjects per atom and target, with BH-FDR per atom.
+def fit_group(subject_z: Sequence[np.ndarray] | np.ndarray, fdr_alpha: float = 0.05,
+              test: str = "t") -> dict[str, np.ndarray]:
+    """Group maps: one-sample test across subjects per atom and target, with BH-FDR per atom.
 
     Parameters
     ----------
     subject_z : array of shape (S, K, V) or sequence of S arrays (K, V)
         Subject-level GLM z-maps on a common space.
     fdr_alpha : float
+    test : {'t', 'moderated_t'}
+        The one-sample t-test (:func:`~brainlike.encoding.stats.group_one_sample`, S - 1
+        degrees of freedom) or the empirical-Bayes moderated t
+        (:func:`~brainlike.encoding.stats.group_moderated`, variances shrunk over targets).
 
     Returns
     -------
     dict with ``z``, ``t``, ``p`` (two-sided), ``q``, ``mean`` of shape (K, V), ``significant``
-    (bool, (K, V)), ``positive`` / ``negative`` (bool, significant with z > 0 / z < 0), ``dof``.
+    (bool, (K, V)), ``positive`` / ``negative`` (bool, significant with z > 0 / z < 0), ``dof``
+    (a float, or per atom (K,) for the moderated t, which also gives ``prior_dof`` / ``prior_var``).
     """
-    g = group_one_sample(np.stack(list(subject_z)) if not isinstance(subject_z, np.ndarray) else subject_z)
+    z = np.stack(list(subject_z)) if not isinstance(subject_z, np.ndarray) else subject_z
+    if test == "t":
+        g = group_one_sample(z)
+    elif test == "moderated_t":
+        g = group_moderated(z)
+    else:
+        raise ConfigError(f"group test must be 't' or 'moderated_t', got {test!r}")
     rej, q = fdr_bh(g["p"], fdr_alpha, axis=-1)
     g.update(q=q, significant=rej, positive=rej & (g["z"] > 0), negative=rej & (g["z"] < 0))
     return g

@@ -14,9 +14,11 @@ every *valid* prepared run of that stimulus (``metrics/validation.json``), per r
   or, on fsaverage5, the mean time course of every network of ``target_atlases`` (over the
   run's non-constant vertices).
 
-Group level: one-sample t-test across subjects of the GLM z per atom and vertex
-(:func:`~brainlike.encoding.fit.fit_group`; ``group_test: t``) or fixed effects (Stouffer z,
-``group_test: stouffer``, :func:`fixed_effects_group`); runs of one subject are averaged first. And a group
+Group level: one-sample moderated t across subjects of the GLM z per atom and vertex (each
+vertex's variance shrunk towards a prior fitted over the vertices; ``group_test: moderated_t``),
+the plain t-test (``group_test: t``; both :func:`~brainlike.encoding.fit.fit_group`) or fixed
+effects (Stouffer z, ``group_test: stouffer``, :func:`fixed_effects_group`); runs of one subject
+are averaged first. And a group
 permutation p per target: the mean over subjects of held-out r against the mean over subjects
 of the null r (the same seeded circular shifts are applied to every subject, so the mean null
 is the null of the mean).
@@ -223,8 +225,8 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         target_r.append(tab.set_index("target")["r"])
     valid = np.logical_and.reduce(sub_valid)
     zs = np.stack(sub_z)[:, :, valid].astype(np.float64)
-    if len(subjects) >= 2 and cfg.group_test == "t":
-        g = fit_group(zs, cfg.fdr_alpha)
+    if len(subjects) >= 2 and cfg.group_test in ("t", "moderated_t"):
+        g = fit_group(zs, cfg.fdr_alpha, test=cfg.group_test)
     else:  # fixed effects (one subject: its own map)
         g = fixed_effects_group(zs, cfg.fdr_alpha)
     # constant targets are NaN in every subject: their mean stays NaN, silently
@@ -234,18 +236,23 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
     gm["q"][:, ~valid] = 1.0
     gm.update(valid=valid, r=np.where(valid, r_mean, np.nan).astype(np.float32),
               r2=np.where(valid, r2_mean, np.nan).astype(np.float32))
-    np.savez(out / GROUP_FILE, subjects=np.array(subjects), dof=np.float64(g["dof"]),
+    prior = {k: np.asarray(g[k], dtype=np.float64) for k in ("prior_dof", "prior_var") if k in g}  # moderated t
+    np.savez(out / GROUP_FILE, subjects=np.array(subjects), dof=np.asarray(g["dof"], dtype=np.float64), **prior,
              **{k: v for k, v in gm.items() if k not in ("r", "r2")}, r_mean=gm["r"], r2_mean=gm["r2"])
     gtab = _group_targets(target_r, nulls, subj_tabs, cfg)
     tabs = pd.concat(subj_tabs + [gtab], ignore_index=True)
     tabs.to_parquet(out / TARGETS_FILE, index=False)
-    summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": (
-        "one-sample t across subjects" if len(subjects) >= 2 and cfg.group_test == "t"
-        else "fixed effects (Stouffer z)")}
+    summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": _GROUP_TESTS[
+        cfg.group_test if len(subjects) >= 2 else "stouffer"]}
     summary["group"]["n_glm_significant_positive"] = int(gm["positive"][:, valid].any(0).sum())
     summary["group"]["n_glm_significant_negative"] = int(gm["negative"][:, valid].any(0).sum())
     summary["timing"] = {k: round(v, 2) for k, v in timing.items()}  # popped by the caller (not DVC-tracked)
     return summary
+
+
+_GROUP_TESTS = {"t": "one-sample t across subjects",
+                "moderated_t": "one-sample moderated t across subjects (empirical-Bayes variance)",
+                "stouffer": "fixed effects (Stouffer z)"}
 
 
 def _combine_tables(tabs: list[pd.DataFrame]) -> pd.DataFrame:
@@ -342,7 +349,7 @@ def run_bounds(
     out: dict = {}
     with atomic_paths(output) as (tmp,):
         tmp.mkdir(parents=True)
-        regs = {s: bound_regressors(prepared, s, cfg.min_shift_trs, cfg.seed) for s in stims}
+        regs = {s: bound_regressors(prepared, s, cfg.min_shift_trs, cfg.seed, cfg.high_pass_s) for s in stims}
         for name in BOUND_NAMES:
             items = [(s, regs[s][name]) for s in stims]
             out[name] = _run_all(name, tmp / name, items, by_stim, bcfg, prepared, atlases_root,

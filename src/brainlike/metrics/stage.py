@@ -41,18 +41,28 @@ from scipy import stats
 
 from .._utils.atomic import atomic_paths
 from .._utils.reproducible import write_timings
-from ..encoding.outputs import SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
+from ..encoding.outputs import GROUP_FILE, SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
 from ..errors import DataError
 from ..networks.match import network_set
 from ..encoding.regressors import planted_answer
 from ..networks.links import read_bound_links, read_links
 from ..networks.outputs import MAPS_FILE
+from ..networks.stage import read_subject_z
 from ..patterns.outputs import ANS_FILE, ATOMS_FILE, SUBGROUPS_FILE
 from ..stimulus import primary_stimulus
 from .organization import _num, organization_metrics, tidy_metrics
 from .outputs import ALICE_FILE, ORGANIZATION_FILE, ORGANIZATION_TABLE, RECOVERY_FILE
-from .recovery import kind_difference, recovery_bounds, score_planted, score_recovery_by_model
+from .recovery import (
+    bootstrap_best_dice,
+    bootstrap_indices,
+    kind_difference,
+    paired_kind_difference,
+    percentile_ci,
+    recovery_bounds,
+    score_planted,
+    score_recovery_by_model,
+)
 from .trend import correct_trends, generation_trend
 from .uncertainty import organization_cis
 
@@ -299,6 +309,38 @@ def _correct_and_verdict(entries: dict, alpha: float) -> None:
         e["verdict"] = f"{m}: " + ("; ".join(parts) if parts else "nothing to compare with")
 
 
+def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets) -> dict[str, np.ndarray]:
+    """Best Dice per planted network on subject resamples, for every strictly scored model.
+
+    Adds ``ci_low`` / ``ci_high`` to each ``strict[model]["planted"]`` entry (in place) and
+    returns the resamples, (n_boot, n_planted) per model, drawn with the same subject indices
+    for every model of the stimulus (so trained minus twin is paired). Models whose encoding
+    folder is missing or whose subjects differ from the first model's are left out.
+    """
+    enc = params.encoding
+    root = Path(enc.output)
+    boots, idx, subjects = {}, None, None
+    for m in sorted(strict):
+        folder = root / m / stimulus
+        if not (folder / GROUP_FILE).is_file():
+            continue
+        ids, z = read_subject_z(folder)
+        if len(ids) < 2 or (subjects is not None and ids != subjects):
+            continue
+        if idx is None:
+            subjects, idx = ids, bootstrap_indices(len(ids), enc.n_boot, enc.seed)
+        with np.load(folder / GROUP_FILE) as g:
+            valid = g["valid"]
+        b = bootstrap_best_dice(z, strict[m], nets, idx, threshold=params.networks.threshold,
+                                fdr_alpha=params.networks.fdr_alpha, top_fraction=params.networks.top_fraction,
+                                valid=valid, test=enc.group_test)
+        lo, hi = percentile_ci(b, enc.ci_level)
+        for e, low, high in zip(strict[m]["planted"], lo, hi, strict=True):
+            e["ci_low"], e["ci_high"] = float(low), float(high)
+        boots[m] = b
+    return boots
+
+
 def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | None) -> dict:
     """``recovery.json``: every model's score, and the bounds, on each embedded stimulus with a ground truth.
 
@@ -324,12 +366,17 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
                                          min_recovery_dice=params.metrics.min_recovery_dice) if len(sl) else {}
         if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
             strict = {m: score_planted(g, gt["planted"], nets) for m, g in sl.groupby("model")}
+            boots = _strict_bootstrap(params, stim, strict, nets)
             for m, sc in scores.items():
                 if m in strict:
                     sc["strict"] = strict[m]
                     twin = twin_of(m, models) if m in models else None
                     if twin in strict:
                         sc["strict_minus_twin_by_kind"] = kind_difference(strict[m], strict[twin])
+                        if m in boots and twin in boots:  # paired: the same subject draws
+                            sc["strict_minus_twin_by_kind_ci"] = paired_kind_difference(
+                                boots[m], boots[twin], [e["kind"] for e in strict[m]["planted"]], strict[m],
+                                strict[twin], params.encoding.ci_level)
         by_stim[stim] = {"snr": gt.get("snr"), "target_r": gt.get("target_r"), "ground_truth": gt_path.as_posix(),
                          "n_subjects": gt.get("n_subjects"), "models": scores}
         bl = None if bounds is None else bounds[bounds["stimulus"] == stim]

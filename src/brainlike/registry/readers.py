@@ -241,8 +241,9 @@ def add_encode(metrics: dict, summaries: dict[str, dict], stims: list[str], prim
 
 def add_recovery(metrics: dict, notes: list[str], recovery: dict, name: str, ds: str, stims: list[str],
                  primary: str) -> None:
-    """Scores against the planted ground truth: ``recovery.<task>.*`` and ``recovery`` (F1 on
-    the primary stimulus, 0 for a model with no link)."""
+    """Scores against the planted ground truth: ``recovery.<task>.*``, ``recovery`` (F1 on
+    the primary stimulus, 0 for a model with no link) and, for a trained model with a twin,
+    ``recovery_semantic_minus_twin`` (+ ``_ci_low`` / ``_ci_high``)."""
     by_stim = recovery.get("by_stimulus") or {}
     for s in stims:
         sc = ((by_stim.get(s) or {}).get("models") or {}).get(name)
@@ -255,6 +256,12 @@ def add_recovery(metrics: dict, notes: list[str], recovery: dict, name: str, ds:
         rec_primary = cand if cand.get("stimulus", primary) == primary else None
         if rec_primary and not any(k.startswith(f"recovery.{task_of(primary)}.") for k in metrics):
             metrics |= numbers({k: cand[k] for k in _RECOVERY_SCORES if k in cand}, f"recovery.{task_of(primary)}.")
+    sem = ((rec_primary or {}).get("strict_minus_twin_by_kind_ci") or {}).get("semantic")
+    if sem and sem.get("difference") is not None:
+        # the benchmark's headline: strict semantic recovery (mean best Dice), trained minus twin
+        metrics["recovery_semantic_minus_twin"] = float(sem["difference"])
+        metrics["recovery_semantic_minus_twin_ci_low"] = float(sem["lo"])
+        metrics["recovery_semantic_minus_twin_ci_high"] = float(sem["hi"])
     if rec_primary and rec_primary.get("f1") is not None:
         metrics["recovery"] = float(rec_primary["f1"])
     elif rec_primary and not rec_primary.get("n_links") and rec_primary.get("n_planted"):
