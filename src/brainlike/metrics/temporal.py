@@ -7,6 +7,7 @@ FBN (consistency, signed by the coupling) or over all linked atoms (diversity).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,12 @@ def within_fbn_consistency_unsigned(atoms: np.ndarray, links: pd.DataFrame) -> t
     return fbn_pair_means(atoms, fbn_couplings(links))[1]
 
 
+@lru_cache(maxsize=64)
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, 1)``, built once per size (the time bootstrap asks thousands of times)."""
+    return np.triu_indices(n, 1)
+
+
 def fbn_pair_means(atoms: np.ndarray, couplings: dict[str, dict[int, int]]) -> tuple[tuple, tuple]:
     """Signed and unsigned ``(value, per_fbn)``: the mean over FBNs with >= 2 linked atoms of the
     mean pairwise r, times s_i s_j for the signed one, from the couplings of :func:`fbn_couplings`
@@ -66,7 +73,7 @@ def fbn_pair_means(atoms: np.ndarray, couplings: dict[str, dict[int, int]]) -> t
             continue
         ids = sorted(coupled)
         r = _corr(atoms, ids)
-        upper = np.triu_indices(len(ids), 1)
+        upper = _upper(len(ids))
         s = np.array([coupled[k] for k in ids], dtype=np.float64)
         signed[fbn] = float(np.mean((r * np.outer(s, s))[upper]))
         unsigned[fbn] = float(np.mean(r[upper]))
@@ -91,7 +98,7 @@ def diversity_of(atoms: np.ndarray, ids: list[int]) -> float:
     if len(ids) < 2:
         return float("nan")
     r = _corr(atoms, ids)
-    return float(1.0 - np.mean(np.abs(r[np.triu_indices(len(ids), 1)])))
+    return float(1.0 - np.mean(np.abs(r[_upper(len(ids))])))
 
 
 def balance(diversity_value: float, consistency_value: float) -> float:

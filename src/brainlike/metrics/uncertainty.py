@@ -89,9 +89,11 @@ def organization_cis(atoms: np.ndarray, links: pd.DataFrame, metrics: dict, n_bo
 
     boots = {"within_fbn_consistency": [], "within_fbn_consistency_unsigned": [], "diversity": [], "balance": []}
     couplings, ids = fbn_couplings(links), linked_atoms(links)  # links are held fixed: read them once
+    # nothing to resample where every time metric is undefined (fewer than two linked atoms)
+    timed = any(metrics.get(name) is not None for name in boots)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for rows in block_resamples(A.shape[0], block_trs, n_boot, seed):
+        for rows in block_resamples(A.shape[0], block_trs, n_boot, seed) if timed else ():
             Ab = A[rows]
             (c, _), (c_unsigned, _) = fbn_pair_means(Ab, couplings)
             d = diversity_of(Ab, ids)
