@@ -85,6 +85,16 @@ def fdr_bh(p: np.ndarray, alpha: float = 0.05, axis: int | None = -1) -> tuple[n
     return q <= alpha, q
 
 
+def _subject_maps(maps: np.ndarray) -> np.ndarray:
+    """``maps`` as float64 (n_subjects >= 2, n_atoms, n_targets), or a DataError naming the shape."""
+    M = np.asarray(maps, dtype=np.float64)
+    if M.ndim != 3:
+        raise DataError(None, f"maps must be (n_subjects, n_atoms, n_targets), got shape {M.shape}", "maps")
+    if M.shape[0] < 2:
+        raise DataError(None, f"a group test needs at least 2 subjects, got {M.shape[0]}", "subjects")
+    return M
+
+
 def group_one_sample(maps: np.ndarray) -> dict[str, np.ndarray]:
     """One-sample t-test across subjects, per atom and per target.
 
@@ -98,12 +108,8 @@ def group_one_sample(maps: np.ndarray) -> dict[str, np.ndarray]:
     dict with ``t``, ``p`` (two-sided), ``z`` (signed z with the same two-sided p, from the
     one-sided tail as nilearn's ``z_score``), ``mean``, all (n_atoms, n_targets); ``dof`` = n_subjects - 1.
     """
-    M = np.asarray(maps, dtype=np.float64)
-    if M.ndim != 3:
-        raise DataError(None, f"maps must be (n_subjects, n_atoms, n_targets), got shape {M.shape}", "maps")
+    M = _subject_maps(maps)
     S = M.shape[0]
-    if S < 2:
-        raise DataError(None, f"a group test needs at least 2 subjects, got {S}", "subjects")
     mean = M.mean(0)
     sd = M.std(0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,12 +202,8 @@ def group_moderated(maps: np.ndarray, min_targets: int = 100) -> dict[str, np.nd
     dict with ``t``, ``p`` (two-sided), ``z`` (signed z with the same tail), ``mean``, all
     (n_atoms, n_targets); ``dof`` (n_atoms,), ``prior_dof`` (n_atoms,) and ``prior_var`` (n_atoms,).
     """
-    M = np.asarray(maps, dtype=np.float64)
-    if M.ndim != 3:
-        raise DataError(None, f"maps must be (n_subjects, n_atoms, n_targets), got shape {M.shape}", "maps")
+    M = _subject_maps(maps)
     S = M.shape[0]
-    if S < 2:
-        raise DataError(None, f"a group test needs at least 2 subjects, got {S}", "subjects")
     mean = M.mean(0)
     s2 = M.var(0, ddof=1)
     d = S - 1
