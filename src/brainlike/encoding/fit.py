@@ -115,10 +115,11 @@ def fit_group(subject_z: Sequence[np.ndarray] | np.ndarray, fdr_alpha: float = 0
     subject_z : array of shape (S, K, V) or sequence of S arrays (K, V)
         Subject-level GLM z-maps on a common space.
     fdr_alpha : float
-    test : {'t', 'moderated_t'}
+    test : {'t', 'moderated_t', 'stouffer'}
         The one-sample t-test (:func:`~brainlike.encoding.stats.group_one_sample`, S - 1
-        degrees of freedom) or the empirical-Bayes moderated t
-        (:func:`~brainlike.encoding.stats.group_moderated`, variances shrunk over targets).
+        degrees of freedom), the empirical-Bayes moderated t
+        (:func:`~brainlike.encoding.stats.group_moderated`, variances shrunk over targets), or
+        fixed effects (:func:`fixed_effects_group`, also the only test of one subject).
 
     Returns
     -------
@@ -127,12 +128,14 @@ def fit_group(subject_z: Sequence[np.ndarray] | np.ndarray, fdr_alpha: float = 0
     (a float, or per atom (K,) for the moderated t, which also gives ``prior_dof`` / ``prior_var``).
     """
     z = np.stack(list(subject_z)) if not isinstance(subject_z, np.ndarray) else subject_z
+    if test == "stouffer":
+        return fixed_effects_group(z, fdr_alpha)
     if test == "t":
         g = group_one_sample(z)
     elif test == "moderated_t":
         g = group_moderated(z)
     else:
-        raise ConfigError(f"group test must be 't' or 'moderated_t', got {test!r}")
+        raise ConfigError(f"group test must be 't', 'moderated_t' or 'stouffer', got {test!r}")
     rej, q = fdr_bh(g["p"], fdr_alpha, axis=-1)
     g.update(q=q, significant=rej, positive=rej & (g["z"] > 0), negative=rej & (g["z"] < 0))
     return g

@@ -17,7 +17,7 @@ every *valid* prepared run of that stimulus (``metrics/validation.json``), per r
 Group level: one-sample moderated t across subjects of the GLM z per atom and vertex (each
 vertex's variance shrunk towards a prior fitted over the vertices; ``group_test: moderated_t``),
 the plain t-test (``group_test: t``; both :func:`~brainlike.encoding.fit.fit_group`) or fixed
-effects (Stouffer z, ``group_test: stouffer``, :func:`fixed_effects_group`); runs of one subject
+effects (Stouffer z, ``group_test: stouffer``, :func:`~brainlike.encoding.fit.fixed_effects_group`); runs of one subject
 are averaged first. And a group
 permutation p per target: the mean over subjects of held-out r against the mean over subjects
 of the null r (the same seeded circular shifts are applied to every subject, so the mean null
@@ -73,7 +73,7 @@ from ..validation.stage import read_valid_runs
 from .baseline import baseline_regressors
 from .shared import shared_report
 from .summary import summarise
-from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group, fixed_effects_group
+from .fit import shared_fit, _combine_runs, _group_targets, _nanmean, _scatter, encode_run, fit_group
 from ..patterns.outputs import ATOMS_FILE
 from .regressors import BOUND_NAMES, atoms_on_run, bound_regressors, load_atoms, planted_answer
 from .outputs import GROUP_FILE, SHARED_FILE, SUBJECT_FILE, SUMMARY_FILE, TARGETS_FILE
@@ -225,10 +225,8 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         target_r.append(tab.set_index("target")["r"])
     valid = np.logical_and.reduce(sub_valid)
     zs = np.stack(sub_z)[:, :, valid].astype(np.float64)
-    if len(subjects) >= 2 and cfg.group_test in ("t", "moderated_t"):
-        g = fit_group(zs, cfg.fdr_alpha, test=cfg.group_test)
-    else:  # fixed effects (one subject: its own map)
-        g = fixed_effects_group(zs, cfg.fdr_alpha)
+    test = cfg.group_test if len(subjects) >= 2 else "stouffer"  # one subject: its own map
+    g = fit_group(zs, cfg.fdr_alpha, test=test)
     # constant targets are NaN in every subject: their mean stays NaN, silently
     r_mean, r2_mean = _nanmean(np.stack(sub_r)), _nanmean(np.stack(sub_r2))
     gm = {k: _scatter(g[k], valid, 0.0 if g[k].dtype != bool else False, np.float32 if g[k].dtype != bool else bool)
@@ -242,8 +240,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
     gtab = _group_targets(target_r, nulls, subj_tabs, cfg)
     tabs = pd.concat(subj_tabs + [gtab], ignore_index=True)
     tabs.to_parquet(out / TARGETS_FILE, index=False)
-    summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": _GROUP_TESTS[
-        cfg.group_test if len(subjects) >= 2 else "stouffer"]}
+    summary["group"] = summarise(gm, gtab, cfg) | {"n_subjects": len(subjects), "test": _GROUP_TESTS[test]}
     summary["group"]["n_glm_significant_positive"] = int(gm["positive"][:, valid].any(0).sum())
     summary["group"]["n_glm_significant_negative"] = int(gm["negative"][:, valid].any(0).sum())
     summary["timing"] = {k: round(v, 2) for k, v in timing.items()}  # popped by the caller (not DVC-tracked)

@@ -52,7 +52,7 @@ def bootstrap_best_dice(
     indices : int array of shape (n_boot, S) from :func:`bootstrap_indices`
     threshold, fdr_alpha, top_fraction : as the ``networks`` stage
     valid : bool array of shape (V,), optional (and-ed with the cortex)
-    test : the encoding stage's ``group_test`` (``t`` or ``moderated_t``)
+    test : the encoding stage's ``group_test`` (see :func:`~brainlike.encoding.fit.fit_group`)
 
     Returns
     -------
@@ -67,11 +67,10 @@ def bootstrap_best_dice(
                         field="subject_z")
     ok = networks.cortex if valid is None else networks.cortex & np.asarray(valid, bool)
     entries = scored["planted"]
-    # every map any planted network counts, so each resample thresholds only those
-    wanted: dict[tuple[int, str], int] = {}
-    for e in entries:
-        for a, s in e.get("maps", []) or ([(e["best_atom"], e["best_sign"])] if e["linked"] else []):
-            wanted.setdefault((int(a), str(s)), len(wanted))
+    # the maps each planted network counts; each resample thresholds only those
+    pairs = [[(int(a), str(s)) for a, s in e.get("maps", []) or ([(e["best_atom"], e["best_sign"])]
+                                                               if e["linked"] else [])] for e in entries]
+    wanted = {p for ps in pairs for p in ps}
     out = np.zeros((len(indices), len(entries)))
     if not wanted:
         return out
@@ -85,10 +84,9 @@ def bootstrap_best_dice(
             g = fit_group(z[list(key)][:, atoms], fdr_alpha, test=test)
             maps = threshold_maps(g["z"], method=threshold, fdr_alpha=fdr_alpha, top_fraction=top_fraction, valid=ok)
             row = np.zeros(len(entries))
-            for j, (e, pm) in enumerate(zip(entries, pmasks, strict=True)):
-                pairs = e.get("maps", []) or ([(e["best_atom"], e["best_sign"])] if e["linked"] else [])
-                for a, s in pairs:
-                    m = maps[col[int(a)], SIGNS.index(str(s))]
+            for j, (ps, pm) in enumerate(zip(pairs, pmasks, strict=True)):
+                for a, s in ps:
+                    m = maps[col[a], SIGNS.index(s)]
                     den = m.sum() + pm.sum()
                     row[j] = max(row[j], 2.0 * float((m & pm).sum()) / den if den else 0.0)
             seen[key] = row
