@@ -2,7 +2,7 @@
 
 One SVD of a split's processed training design serves every alpha and every target
 (``coef = V diag(s / (s^2 + alpha_v)) U^T y_v``); held-out R^2 and Pearson r score batches of
-predictions at once; the permutation nulls refit batches of shifted designs by eigendecomposition.
+predictions at once; the permutation nulls refit batches of shifted designs by batched Cholesky solves.
 """
 
 from __future__ import annotations
@@ -47,14 +47,20 @@ def _pearson(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 def _inner_r2(d: _Decomp, ytr: torch.Tensor, yte: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """Held-out R^2 (n_alphas, Vb) of every alpha, without forming the predictions.
 
-    With ``W_a = F_a U^T y`` the prediction is ``XV W_a``, so ``SSE_a = y'y - 2 (XV'y) . W_a +
-    W_a . (M W_a)`` with ``M = XV' XV``: rank x Vb products instead of n_alphas x n_test x Vb
-    predictions (the vertex-wise fit's memory traffic). SSE stays far from 0 for brain data (R^2
-    << 1), so the expansion loses no precision that matters for choosing alpha.
+    With ``g = U^T y_train``, ``h = XV^T y_test`` and ``f_a`` the shrinkage factors, the weights
+    are ``W_a = f_a * g`` and the prediction is ``XV W_a``, so ``SSE_a = y'y - 2 f_a . (g * h)
+    + g' Q_a g`` with ``Q_a = (f_a f_a^T) * M``, ``M = XV' XV``: one (n_alphas rank, rank) x
+    (rank, Vb) product for every alpha at once, instead of n_alphas x n_test x Vb predictions
+    (~1.8x faster than forming ``W_a`` and ``M W_a`` per alpha; same values up to ~1e-15). SSE
+    stays far from 0 for brain data (R^2 << 1), so the expansion loses no precision that matters
+    for choosing alpha.
     """
-    W = d.factors(alphas)[:, :, None] * (d.U.T @ ytr)[None]  # (n_alphas, rank, Vb)
-    cross = (W * (d.XV.T @ yte)[None]).sum(1)
-    quad = (W * (d.M @ W)).sum(1)
+    F = d.factors(alphas)  # (n_alphas, rank)
+    g = d.U.T @ ytr  # (rank, Vb)
+    cross = F @ (g * (d.XV.T @ yte))
+    n_a, rank = F.shape
+    Q = (F[:, :, None] * F[:, None, :] * d.M[None]).reshape(n_a * rank, rank)
+    quad = ((Q @ g).reshape(n_a, rank, -1) * g[None]).sum(1)
     sse = (yte * yte).sum(0)[None] - 2 * cross + quad
     sst = ((yte - yte.mean(0, keepdim=True)) ** 2).sum(0)
     return 1 - sse / torch.where(sst > 0, sst, torch.ones_like(sst))[None]
@@ -77,14 +83,22 @@ def _predict(d: _Decomp, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tens
 def _predict_batch(xtr: torch.Tensor, xte: torch.Tensor, ytr: torch.Tensor, alpha_v: torch.Tensor) -> torch.Tensor:
     """Held-out predictions (B, n_test, V) of B designs fitted to the same data, one alpha per target.
 
-    The permutation nulls refit thousands of small designs (P = tens of columns): one batched
-    eigendecomposition of the (P, P) Gram matrices replaces as many SVD calls, ~10x faster here.
-    ``Q diag(1 / (lambda + alpha)) Q^T X^T y`` is the SVD solution of :func:`_predict` up to
-    rounding (~1e-12 relative for unit-norm atoms and alpha >= 0.1).
+    The permutation nulls refit thousands of small designs (P = tens of columns) for a few
+    targets: per distinct alpha, one batched Cholesky factorisation of the (P, P) matrices
+    ``X^T X + alpha I`` solves every design at once. That is ~12x cheaper than a batched
+    eigendecomposition (measured for 200 designs of 64 columns), so it stays cheaper up to as
+    many distinct alphas as a grid holds. ``(X^T X + alpha I)^-1 X^T y`` is the SVD solution of
+    :func:`_predict` up to rounding (~1e-14 relative for unit-norm atoms and alpha >= 0.1).
     """
-    lam, Q = torch.linalg.eigh(xtr.mT @ xtr)
-    Z = (Q.mT @ (xtr.mT @ ytr)) / (lam.clamp_min(0)[..., None] + alpha_v)
-    return (xte @ Q) @ Z
+    G = xtr.mT @ xtr
+    R = xtr.mT @ ytr  # (B, P, V)
+    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+    values, which = torch.unique(alpha_v, return_inverse=True)
+    Z = torch.empty_like(R)
+    for j in range(values.numel()):
+        m = which == j
+        Z[..., m] = torch.cholesky_solve(R[..., m], torch.linalg.cholesky(G + values[j] * eye))
+    return xte @ Z
 
 
 def _shift_batch(n_rows: int, n_targets: int, budget: int = 1 << 24) -> int:
