@@ -94,6 +94,51 @@ def T_minus_rank(X):
     return X.shape[0] - np.linalg.matrix_rank(X)
 
 
+def test_marginal_glm_is_each_atom_fitted_alone(glm_case):
+    """The marginal t of atom k equals the t of the whitened OLS of [x_k, nuisance] (same rho),
+    computed here by least squares, one atom and one target at a time."""
+    from brainlike.encoding.glm import ar1_glm
+
+    A, X, names, Y, ft, _ = glm_case
+    K = A.shape[1]
+    fit = ar1_glm(Y, X, batch_size=97, marginal=K)
+    C = X[:, K:]
+    assert fit.marginal_dof == X.shape[0] - np.linalg.matrix_rank(C) - 1
+    for v in range(0, Y.shape[1], 37):
+        def white(M, r=fit.rho[v]):
+            M = np.asarray(M, dtype=np.float64)
+            out = M.copy()
+            out[1:] -= r * M[:-1]
+            return out
+        y = white(Y[:, v])
+        for k in range(K):
+            D = white(np.column_stack([A[:, k], C]))
+            b, *_ = np.linalg.lstsq(D, y, rcond=None)
+            res = y - D @ b
+            se = np.sqrt(res @ res / fit.marginal_dof * np.linalg.pinv(D.T @ D)[0, 0])
+            assert fit.marginal_t[k, v] == pytest.approx(b[0] / se, abs=1e-9)
+    # the joint fit is untouched by asking for the marginal one
+    np.testing.assert_array_equal(ar1_glm(Y, X, batch_size=97).beta, fit.beta)
+
+
+def test_marginal_map_keeps_the_sign_the_joint_fit_flips():
+    """Suppression: with y = a1 - 0.3 a2 and r(a1, a2) = 0.9, a2's unique (joint) effect is
+    negative while a2 itself moves with y (cov = 0.9 - 0.3 > 0): the joint z of a2 is negative,
+    its marginal z positive."""
+    rng = np.random.default_rng(4)
+    T, V = 400, 60
+    ft = np.arange(T) * TR
+    a1 = _smooth(rng, T, 1)[:, 0]
+    a2 = 0.9 * a1 + np.sqrt(1 - 0.81) * _smooth(rng, T, 1)[:, 0]
+    A = np.column_stack([a1, a2])
+    Y = (a1 - 0.3 * a2)[:, None] + _ar1(rng, T, V, 0.3) * 0.5
+    X, _ = make_design(A, ft, None, 128.0)
+    g = run_glm_ar1(Y, X, 2, marginal=True)
+    assert (g["z"][1] < -2).mean() > 0.9
+    assert (g["marginal_z"][1] > 2).mean() > 0.9
+    assert (g["marginal_z"][0] > 2).all()
+
+
 def test_planted_coupling_recovered_and_fdr_controls_null():
     rng = np.random.default_rng(1)
     T, K, V = 200, 4, 300

@@ -82,6 +82,10 @@ class EncodingConfig(_Section):
         "moderated_t", description="Group maps: one-sample t across subjects, the same with empirical-Bayes "
         "variances (moderated t; both random effects) or Stouffer z (fixed effects)"
     )
+    marginal_maps: bool = Field(
+        True, description="On fsaverage5, also each atom's marginal GLM z (the atom alone with the nuisance "
+        "regressors) and its group map, which the networks stage links beside the joint maps (README)"
+    )
     threads: int | None = Field(
         1, ge=1, le=1024,
         description="Torch CPU threads of the encode stage (null: torch's default). 1 by default: the fits are "

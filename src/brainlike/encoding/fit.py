@@ -33,6 +33,7 @@ def fit_subject(
     cfg: EncodingConfig,
     atom_names: Sequence[str] | None = None,
     glm: bool = True,
+    marginal: bool = False,
 ) -> dict[str, np.ndarray]:
     """GLM z-maps, cross-validated ridge scores and significance for one subject's run.
 
@@ -52,6 +53,9 @@ def fit_subject(
     atom_names : sequence of K str, optional
     glm : bool
         Fit the GLM (False: ridge only, e.g. for baselines on ROI data).
+    marginal : bool
+        Also each atom's marginal GLM z (the atom alone with the nuisance regressors,
+        :func:`~brainlike.encoding.glm.ar1_glm`): its whole effect, beside the joint fit's unique one.
 
     Returns
     -------
@@ -64,6 +68,7 @@ def fit_subject(
         ``r_p``, ``r_q``, ``r_significant`` (V,) permutation p, BH q and decision (when
         ``cfg.n_permutations > 0``);
         ``sparse_codes`` (K, V), ``sparse_r2`` (V,) (when ``cfg.lambda_f`` is set).
+        ``z_marginal`` (K, V): each atom's marginal GLM z (when ``marginal``).
     """
     A = np.asarray(atoms, dtype=np.float64)
     Y = np.asarray(data)
@@ -74,10 +79,13 @@ def fit_subject(
     X, names = make_design(A, frame_times, confounds, cfg.high_pass_s, atom_names)
     conf = _confound_block(X, names, K)  # after make_design dropped constant columns
     if glm:
-        g = run_glm_ar1(Y, X, K, bins=cfg.ar_bins, batch_size=cfg.target_batch, device=cfg.device)
+        g = run_glm_ar1(Y, X, K, bins=cfg.ar_bins, batch_size=cfg.target_batch, device=cfg.device,
+                        marginal=marginal)
         rej, q = fdr_bh(g["p_two_sided"], cfg.fdr_alpha, axis=-1)
         out.update(z=g["z"], t=g["t"], beta=g["effect"], p=g["p_two_sided"], q=q, significant=rej,
                    rho=g["rho"], dof=np.float64(g["dof"]))
+        if marginal:
+            out["z_marginal"] = g["marginal_z"]
     common = dict(n_folds=cfg.n_folds, gap=cfg.gap_trs, frame_times=frame_times, high_pass_s=cfg.high_pass_s,
                   confounds=conf, highpass=cfg.highpass, batch_size=cfg.target_batch, device=cfg.device,
                   dtype=cfg.dtype)
@@ -229,7 +237,7 @@ def encode_run(
     mcfg = vertex_config(cfg) if surface else cfg.model_copy(update={"n_permutations": 0})
     timing = {}
     t = time.perf_counter()
-    fit = fit_subject(X, Y[:, valid], conf, ft, mcfg, atom_names=names)
+    fit = fit_subject(X, Y[:, valid], conf, ft, mcfg, atom_names=names, marginal=surface and cfg.marginal_maps)
     timing["maps_s"] = time.perf_counter() - t
     K = X.shape[1]
     maps = {
@@ -243,6 +251,8 @@ def encode_run(
     }
     if "r_p" in fit:
         maps["r_p"] = _scatter(fit["r_p"], valid, np.nan, np.float32)
+    if "z_marginal" in fit:
+        maps["z_marginal"] = _scatter(fit["z_marginal"], valid, 0.0, np.float32)
     assert maps["z"].shape == (K, V)
     # targets: ROIs as they are, or network means over this run's non-constant vertices
     t = time.perf_counter()

@@ -54,6 +54,11 @@ class GLMResult:
         ``pinv(Xw) pinv(Xw)^T`` of each bin's whitened design.
     dof : float
         Residual degrees of freedom ``T - rank(X)``.
+    marginal_t : array of shape (n_marginal, V) or None
+        t of each of the first ``n_marginal`` columns fitted *alone* with the nuisance columns
+        (``X[:, n_marginal:]``), whitened with the same ``rho`` (:func:`ar1_glm` ``marginal``).
+    marginal_dof : float or None
+        ``T - rank(X[:, n_marginal:]) - 1``.
     """
 
     beta: np.ndarray
@@ -63,6 +68,8 @@ class GLMResult:
     bin_values: np.ndarray
     bin_cov: np.ndarray
     dof: float
+    marginal_t: np.ndarray | None = None
+    marginal_dof: float | None = None
 
 
 def pinv(A: torch.Tensor) -> torch.Tensor:
@@ -89,6 +96,7 @@ def ar1_glm(
     bins: int = 100,
     batch_size: int = 16384,
     device: str = "cpu",
+    marginal: int = 0,
 ) -> GLMResult:
     """Fit ``Y ~ X`` with AR(1) prewhitening for every column of ``Y`` (nilearn's ``run_glm``).
 
@@ -104,6 +112,14 @@ def ar1_glm(
         Targets processed at once (bounds memory: about ``3 * n_trs * batch_size`` floats).
     device : str
         Torch device.
+    marginal : int
+        Also fit each of the first ``marginal`` columns (the atoms) *alone* with the remaining
+        columns (confounds, drift, constant): the marginal model ``Y ~ x_k + X[:, marginal:]``,
+        whose t is the atom's whole effect rather than its unique one. By Frisch-Waugh-Lovell,
+        residualising the whitened atoms and data on the whitened nuisance columns once per
+        AR bin gives every atom's marginal t with one (marginal, T) x (T, V) product. The noise
+        model is the joint fit's: each target is whitened with the same binned ``rho`` (the
+        marginal residuals still hold the other atoms' signal, which would bias an AR estimate).
 
     Returns
     -------
@@ -146,6 +162,12 @@ def ar1_glm(
     rho = np.trunc(rho * bins) / bins
 
     bin_values, bin_index = np.unique(rho, return_inverse=True)
+    K = int(marginal)
+    if not 0 <= K < P:
+        raise DataError(None, f"marginal = {K}: expected 0 <= marginal < {P} design columns", "marginal")
+    eps = np.abs(X).sum() * np.finfo(np.float64).eps
+    mdof = float(T - np.linalg.matrix_rank(X[:, K:], eps) - 1) if K else None
+    mt = np.empty((K, V)) if K else None
     beta = np.empty((P, V))
     disp = np.empty(V)
     covs = np.empty((len(bin_values), P, P))
@@ -155,6 +177,13 @@ def ar1_glm(
         Xw = _whiten(Xt, float(r))
         pw = pinv(Xw)
         covs[j] = to_numpy(pw @ pw.T)
+        if K:  # the whitened atoms without their nuisance part, and their squared norms
+            Cw = Xw[:, K:]
+            pc = pinv(Cw)
+            Ar = Xw[:, :K] - Cw @ (pc @ Xw[:, :K])
+            den = (Ar * Ar).sum(0)[:, None]
+            live = den > _TINY  # an atom inside the nuisance span has no marginal effect: t = 0
+            den = torch.where(live, den, torch.ones_like(den))
         idx_all = order[bounds[j]:bounds[j + 1]]
         for a in range(0, idx_all.size, batch_size):
             idx = idx_all[a:a + batch_size]
@@ -163,9 +192,14 @@ def ar1_glm(
             W = Yw - Xw @ B
             beta[:, idx] = to_numpy(B)
             disp[idx] = to_numpy((W * W).sum(0)) / (T - P)
-    eps = np.abs(X).sum() * np.finfo(np.float64).eps
+            if K:
+                Yr = Yw - Cw @ (pc @ Yw)
+                num = Ar.T @ Yr  # (K, Vb)
+                sse = ((Yr * Yr).sum(0)[None] - num * num / den).clamp_min(0)
+                var = sse / mdof / den
+                mt[:, idx] = to_numpy(torch.where(live, num / den / torch.sqrt(var.clamp_min(_TINY)), 0.0))
     dof = float(T - np.linalg.matrix_rank(X, eps))
-    return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof)
+    return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof, mt, mdof)
 
 
 def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray]:
@@ -213,6 +247,7 @@ def run_glm_ar1(
     bins: int = 100,
     batch_size: int = 16384,
     device: str = "cpu",
+    marginal: bool = False,
 ) -> dict[str, np.ndarray]:
     """AR(1) GLM and one t contrast per atom (the first ``n_atoms`` design columns).
 
@@ -222,15 +257,22 @@ def run_glm_ar1(
     X : array of shape (n_trs, P)
         Design with the atoms first.
     n_atoms : int
+    marginal : bool
+        Also each atom's marginal fit (the atom alone with the nuisance columns; :func:`ar1_glm`).
 
     Returns
     -------
     dict with ``z``, ``t``, ``p`` (one-sided), ``p_two_sided``, ``effect`` (= beta of the atom),
     ``variance``, all of shape (n_atoms, n_targets); ``beta`` (P, n_targets); ``rho``
-    (n_targets,); ``dof``.
+    (n_targets,); ``dof``; with ``marginal``: ``marginal_t``, ``marginal_z`` (n_atoms,
+    n_targets) and ``marginal_dof``.
     """
-    fit = ar1_glm(Y, X, bins=bins, batch_size=batch_size, device=device)
+    fit = ar1_glm(Y, X, bins=bins, batch_size=batch_size, device=device, marginal=n_atoms if marginal else 0)
     out = glm_contrasts(fit, np.eye(n_atoms, X.shape[1]))
     out["beta"] = fit.beta
     out["rho"] = fit.rho
+    if marginal:
+        out["marginal_t"] = fit.marginal_t
+        out["marginal_z"] = t_to_z(fit.marginal_t, fit.marginal_dof)[1]
+        out["marginal_dof"] = fit.marginal_dof
     return out

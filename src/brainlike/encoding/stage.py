@@ -31,9 +31,11 @@ Outputs, written atomically, ``<output>/<name>/<stimulus>/``::
 
     sub-<subject>.npz   z (K, V) float32, significant (K, V) bool (BH-FDR per atom),
                         r, r2 (V,) float32 (NaN on constant targets), alpha (n_folds, V)
-                        float32, rho (V,) float32, valid (V,) bool, run_ids
+                        float32, rho (V,) float32, valid (V,) bool, run_ids; on fsaverage5 with
+                        ``marginal_maps``: z_marginal (K, V) float32, each atom fitted alone
     group.npz           z, t, mean, q (K, V) float32; significant, positive, negative (K, V)
-                        bool; valid (V,) bool; r_mean, r2_mean (V,) float32; subjects
+                        bool; valid (V,) bool; r_mean, r2_mean (V,) float32; subjects;
+                        z_marginal (K, V) float32, the group test of the marginal maps (if any)
     targets.parquet     subject ('group' for the group row), kind ('network' | 'roi'), target,
                         r, r2, p, q (BH over the targets of one subject), n_permutations
     encode.json         summary (per subject and group; see :func:`~brainlike.encoding.summary.summarise`)
@@ -206,7 +208,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
             timing[k] += v
     subjects = sorted(by_subject)
     summary: dict = {"subjects": {}, "n_runs": len(results), "n_subjects": len(subjects)}
-    sub_z, sub_valid, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], []
+    sub_z, sub_zm, sub_valid, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], [], []
     for s in subjects:
         res = by_subject[s]
         # runs of one subject: maps averaged (z, r), significant = any run
@@ -217,6 +219,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         subj_tabs.append(tab)
         summary["subjects"][s] = summarise(m, tab, cfg) | {"run_ids": [x["run_id"] for x in res]}
         sub_z.append(m["z"])
+        sub_zm.append(m.get("z_marginal"))
         sub_valid.append(m["valid"])
         sub_r.append(m["r"])
         sub_r2.append(m["r2"])
@@ -234,8 +237,11 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
     gm["q"][:, ~valid] = 1.0
     gm.update(valid=valid, r=np.where(valid, r_mean, np.nan).astype(np.float32),
               r2=np.where(valid, r2_mean, np.nan).astype(np.float32))
-    prior = {k: np.asarray(g[k], dtype=np.float64) for k in ("prior_dof", "prior_var") if k in g}  # moderated t
-    np.savez(out / GROUP_FILE, subjects=np.array(subjects), dof=np.asarray(g["dof"], dtype=np.float64), **prior,
+    extra = {k: np.asarray(g[k], dtype=np.float64) for k in ("prior_dof", "prior_var") if k in g}  # moderated t
+    if all(z is not None for z in sub_zm):  # marginal maps: the same group test, linked beside the joint ones
+        gz = fit_group(np.stack(sub_zm)[:, :, valid].astype(np.float64), cfg.fdr_alpha, test=test)
+        extra["z_marginal"] = _scatter(gz["z"], valid, 0.0, np.float32)
+    np.savez(out / GROUP_FILE, subjects=np.array(subjects), dof=np.asarray(g["dof"], dtype=np.float64), **extra,
              **{k: v for k, v in gm.items() if k not in ("r", "r2")}, r_mean=gm["r"], r2_mean=gm["r2"])
     gtab = _group_targets(target_r, nulls, subj_tabs, cfg)
     tabs = pd.concat(subj_tabs + [gtab], ignore_index=True)
