@@ -320,6 +320,28 @@ def test_unsigned_consistency_and_organization_cis():
     assert lo < 0.25 < hi and 0 <= lo and hi <= 1
 
 
+def test_marginal_consistency_counts_same_sign_links_of_alike_atoms():
+    """Marginal links: two atoms that move together and are both linked + to a network give a
+    positive signed consistency with a CI around it; nothing linked twice: undefined, not 0."""
+    from brainlike.metrics.uncertainty import marginal_consistency
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(300).cumsum()
+    A = np.column_stack([x, x + rng.standard_normal(300) * 3, rng.standard_normal(300)])
+    links = _links([(0, "+", "a", "A", 0.5, True), (1, "+", "a", "A", 0.4, True), (2, "+", "a", "B", 0.4, True),
+                    (2, "-", "a", "A", 0.1, False)])
+    out = marginal_consistency(A, links, n_boot=200)
+    r01 = np.corrcoef(A[:, 0], A[:, 1])[0, 1]
+    assert out["within_fbn_consistency_marginal"] == pytest.approx(r01)
+    assert out["within_fbn_consistency_unsigned_marginal"] == pytest.approx(r01)
+    assert out["within_fbn_consistency_marginal_per_fbn"] == {"a/A": pytest.approx(r01)}
+    assert out["within_fbn_consistency_marginal_ci_low"] <= r01 <= out["within_fbn_consistency_marginal_ci_high"]
+    assert out["n_links_marginal"] == 3 and out["n_linked_atoms_marginal"] == 3
+    alone = marginal_consistency(A, links[links["atom"] != 1], n_boot=50)
+    assert alone["within_fbn_consistency_marginal"] is None
+    assert alone["within_fbn_consistency_marginal_ci_low"] is None
+
+
 def test_unique_variance_verdict_needs_the_shift_test_and_the_net_gain_ci():
     """'adds over a baseline' claims a net gain: the circular-shift test (aligned atoms beat shifted
     ones, which cost prediction) must survive BH *and* the subject-bootstrap CI of delta R^2 must

@@ -181,6 +181,17 @@ def test_networks_links_planted_atoms(study, outputs):
     assert hit(3, "-", "cole_anticevic12", "Auditory")
     with np.load(Path(study.networks.output) / "m" / "embedded_task-story" / "maps.npz") as f:
         assert f["group"].shape == (K, 2, 20484) and f["subjects"].shape == (N_SURFACE, K, 2, 20484)
+        assert f["group_marginal"].shape == (K, 2, 20484)
+    # the marginal maps (each atom fitted alone) are linked beside the joint ones, the bounds' are not
+    marg = read_links(study.networks.output, marginal=True)
+    assert set(marg["model"]) == {"m", "m-random"} and len(marg) == len(links)
+    lm = marg[(marg["model"] == "m") & marg["linked"]]
+    assert ((lm["atom"] == 0) & (lm["sign"] == "+") & (lm["network"] == "Visual")).any()
+    assert not (Path(study.networks.output) / "bounds" / "links_marginal.parquet").exists()
+    with np.load(Path(study.encoding.output) / "m" / "embedded_task-story" / "group.npz") as g:
+        assert g["z_marginal"].shape == (K, 20484)
+    with np.load(Path(study.encoding.output) / "m" / "alice_task-alice" / "group.npz") as g:
+        assert "z_marginal" not in g.files  # ROI data have no maps to link
 
 
 def test_metrics_plumbing_with_the_models_own_atoms_planted(study, outputs):
@@ -192,6 +203,7 @@ def test_metrics_plumbing_with_the_models_own_atoms_planted(study, outputs):
     org = json.loads((mdir / "organization.json").read_text())["models"]
     assert set(org) == {"m", "m-random"}
     assert org["m"]["n_linked_atoms"] >= 2 and org["m"]["twin"] == "m-random"
+    assert org["m"]["n_linked_atoms_marginal"] >= 1 and "within_fbn_consistency_marginal" in org["m"]
     assert org["m"]["heldout"]["r_mean"] is not None and org["m"]["heldout_baseline"] is not None
     tidy = pd.read_parquet(mdir / "organization.parquet")
     assert list(tidy.columns) == ["model", "metric", "key", "value"] and len(tidy) > 10

@@ -64,7 +64,7 @@ from .recovery import (
     score_recovery_by_model,
 )
 from .trend import correct_trends, generation_trend
-from .uncertainty import organization_cis
+from .uncertainty import marginal_consistency, organization_cis
 
 PRIMARY = "embedded_task-story"  # first in primary_stimulus's order
 
@@ -112,8 +112,9 @@ def _ci_dict(b: dict) -> dict:
 
 
 def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame,
-                  n_boot: int = 1000, ci: float = 0.95) -> dict:
-    """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`)."""
+                  n_boot: int = 1000, ci: float = 0.95, links_marginal: pd.DataFrame | None = None) -> dict:
+    """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`), and
+    the consistencies of the marginal maps' links (:func:`marginal_consistency`) when there are any."""
     pdir = patterns_root / model / stimulus
     atoms_df = pd.read_parquet(pdir / ATOMS_FILE)
     atoms = atoms_df[[c for c in atoms_df.columns if c.startswith("atom_")]].to_numpy(np.float64)
@@ -124,7 +125,12 @@ def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root:
     lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
     m = organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
                              n_layers=int(ans["layer"].max()) + 1)
-    return m | organization_cis(atoms, lk, m, n_boot=n_boot, ci=ci)
+    m |= organization_cis(atoms, lk, m, n_boot=n_boot, ci=ci)
+    if links_marginal is not None:
+        lm = links_marginal[(links_marginal["model"] == model) & (links_marginal["stimulus"] == stimulus)]
+        if len(lm):
+            m |= marginal_consistency(atoms, lm, n_boot=n_boot, ci=ci)
+    return m
 
 
 def _wilcoxon_greater(d: np.ndarray) -> float | None:
@@ -420,6 +426,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     net_root = Path(params.networks.output)
     models = params.models
     links = read_links(net_root, sorted(models))
+    links_m = read_links(net_root, sorted(models), marginal=True)
     bounds = read_bound_links(net_root)
     per_model: dict = {}
     surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
@@ -428,7 +435,8 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
         if not stims:
             continue
         prim = primary_stimulus(stims)
-        entry = model_metrics(m, prim, pat_root, net_root, links, params.encoding.n_boot, params.encoding.ci_level)
+        entry = model_metrics(m, prim, pat_root, net_root, links, params.encoding.n_boot, params.encoding.ci_level,
+                              links_m)
         twin = twin_of(m, models)
         entry |= {
             "stimulus": prim,
@@ -448,7 +456,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
                                                         params.encoding.n_boot, params.encoding.ci_level)
         if len(stims) > 1:
             entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links, params.encoding.n_boot,
-                                                       params.encoding.ci_level) for s in stims if s != prim}
+                                                       params.encoding.ci_level, links_m) for s in stims if s != prim}
         per_model[m] = entry
     tw = [e["vs_twin_shared"] for e in per_model.values() if e["trained"] and (e.get("vs_twin_shared") or {}).get("p")
           is not None]

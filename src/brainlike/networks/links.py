@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .outputs import BOUNDS_DIR, LINKS_FILE
+from .outputs import BOUNDS_DIR, LINKS_FILE, LINKS_MARGINAL_FILE
 
 
-def read_links(root: str | Path, models: Iterable[str] | None = None) -> pd.DataFrame | None:
+def read_links(root: str | Path, models: Iterable[str] | None = None, marginal: bool = False) -> pd.DataFrame | None:
     """The link tables of ``models`` (default: every model folder under ``root`` except the
-    bounds) concatenated in model order; None when none exists."""
+    bounds) concatenated in model order; None when none exists. ``marginal``: the links of the
+    marginal maps (each atom fitted alone) instead of the joint GLM's."""
     root = Path(root)
-    names = sorted(p.parent.name for p in root.glob(f"*/{LINKS_FILE}")) if models is None else list(models)
-    tables = [pd.read_parquet(root / m / LINKS_FILE) for m in names
-              if m != BOUNDS_DIR and (root / m / LINKS_FILE).is_file()]
+    name = LINKS_MARGINAL_FILE if marginal else LINKS_FILE
+    names = sorted(p.parent.name for p in root.glob(f"*/{name}")) if models is None else list(models)
+    tables = [pd.read_parquet(root / m / name) for m in names
+              if m != BOUNDS_DIR and (root / m / name).is_file()]
     return pd.concat(tables, ignore_index=True) if tables else None
 
 

@@ -14,9 +14,12 @@ Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertice
 
     links.parquet           model, stimulus, atom, sign, atlas, network, dice, p, q, linked,
                             map_vertices (one row per atom x sign x network)
+    links_marginal.parquet  the same for the marginal group maps (each atom fitted alone; when
+                            the encoding wrote them, ``encoding.marginal_maps``) of the model's
+                            primary stimulus, its own BH family
     <stimulus>/maps.npz     group (K, 2, V) bool thresholded group maps (sign axis 0 '+', 1 '-');
                             subjects (S, K, 2, V) bool, the subject z-maps thresholded the same
-                            way; subject_ids; valid (V,)
+                            way; subject_ids; valid (V,); group_marginal (K, 2, V) bool (if any)
     networks.json           per stimulus: links, linked atoms, non-empty maps
 
 with ``<metrics>/networks/<model>.json`` (the same summary); the bounds go to
@@ -39,7 +42,8 @@ from .._utils.reproducible import write_timings
 from ..errors import ConfigError, DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
 from ..encoding.outputs import GROUP_FILE, SUBJECT_GLOB, SUBJECT_PREFIX
-from .outputs import BOUNDS_DIR, LINKS_FILE, MAPS_FILE, METRICS_DIR, SUMMARY_FILE
+from ..stimulus import primary_stimulus
+from .outputs import BOUNDS_DIR, LINKS_FILE, LINKS_MARGINAL_FILE, MAPS_FILE, METRICS_DIR, SUMMARY_FILE
 from .spin import read_spins, spin_permutations, write_spins
 from .threshold import threshold_maps
 
@@ -68,37 +72,47 @@ def read_subject_z(folder: Path) -> tuple[list[str], np.ndarray]:
     return ids, np.stack(zs)
 
 
-def match_model_stimulus(folder: Path, model: str, nets, perms, cfg) -> tuple[pd.DataFrame, dict]:
+def match_model_stimulus(folder: Path, model: str, nets, perms, cfg,
+                         marginal: bool = True) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     """Links and thresholded maps of one (model, stimulus) encoding folder.
 
     Returns
     -------
     table : DataFrame (``LINK_COLUMNS`` plus ``stimulus``)
-    maps : dict with ``group`` (K, 2, V) bool, ``subjects`` (S, K, 2, V) bool, ``subject_ids``, ``valid``
+    maps : dict with ``group`` (K, 2, V) bool, ``subjects`` (S, K, 2, V) bool, ``subject_ids``, ``valid``,
+        and ``group_marginal`` (K, 2, V) bool when the folder has marginal maps
+    table_marginal : the links of the marginal group maps (same columns), or None: with ``marginal``,
+        when the encoding wrote them
     """
     with np.load(folder / GROUP_FILE) as g:
         z = g["z"].astype(np.float64)
         valid = g["valid"].astype(bool)
+        zm = g["z_marginal"].astype(np.float64) if marginal and "z_marginal" in g.files else None
     table, group_maps = match_from_config(z, nets, perms, cfg, model=model, valid=valid)
     table.insert(1, "stimulus", folder.name)
     ids, sz = read_subject_z(folder)
     ok = nets.cortex & valid
     subj = threshold_maps(sz.astype(np.float64), method=cfg.threshold, fdr_alpha=cfg.fdr_alpha,
                           top_fraction=cfg.top_fraction, valid=ok)
-    return table, {"group": group_maps, "subjects": subj, "subject_ids": np.array(ids), "valid": valid}
+    maps = {"group": group_maps, "subjects": subj, "subject_ids": np.array(ids), "valid": valid}
+    table_m = None
+    if zm is not None:  # the same thresholds, spins and link family rules, on the marginal maps
+        table_m, maps["group_marginal"] = match_from_config(zm, nets, perms, cfg, model=model, valid=valid)
+        table_m.insert(1, "stimulus", folder.name)
+    return table, maps, table_m
 
 
-def match_task(job: tuple[str, str, object], shared: tuple) -> tuple[pd.DataFrame, dict, float]:
-    """:func:`match_model_stimulus` of ``job`` = (folder, model, NetworksConfig) as a task.
+def match_task(job: tuple[str, str, object], shared: tuple) -> tuple[pd.DataFrame, dict, float, pd.DataFrame | None]:
+    """:func:`match_model_stimulus` of ``job`` = (folder, model, NetworksConfig, marginal) as a task.
 
     ``shared`` = (NetworkSet, spin permutations), the same for every task. Returns the table,
-    the maps and the task's seconds.
+    the maps, the task's seconds and the marginal maps' table (or None).
     """
     t = time.perf_counter()
-    folder, model, cfg = job
+    folder, model, cfg, marginal = job
     nets, perms = shared
-    table, maps = match_model_stimulus(Path(folder), model, nets, perms, cfg)
-    return table, maps, time.perf_counter() - t
+    table, maps, table_m = match_model_stimulus(Path(folder), model, nets, perms, cfg, marginal)
+    return table, maps, time.perf_counter() - t, table_m
 
 
 def spins_for(cfg, nets, spins_file: str | Path | None = None) -> np.ndarray:
@@ -168,16 +182,20 @@ def run_networks(
     timings: dict = {"spins_s": round(time.perf_counter() - t, 2), "models": {}}  # build/timings, not DVC
     with executor_for(compute) as ex:
         shared = ex.share((nets, perms)) if todo else None
-        done = ex.map(match_task, [(str(f), m, cfg) for m, f, _ in todo], key_prefix="networks", shared=shared)
+        # marginal maps are linked on a model's primary stimulus only (the one its organization
+        # headline describes; a second spin family costs as much as the first), never for the bounds
+        prim = {m: primary_stimulus([f.name for mm, f, _ in todo if mm == m]) for m in models}
+        done = ex.map(match_task, [(str(f), m, cfg, g != BOUNDS_DIR and f.name == prim.get(m)) for m, f, g in todo],
+                      key_prefix="networks", shared=shared)
     groups = list(dict.fromkeys(models)) + ([BOUNDS_DIR] if any(g == BOUNDS_DIR for *_, g in todo) else [])
     summary: dict = {}
     for group in groups:
         out = {"n_spins": cfg.n_spins, "models": {}}
-        tables = []
+        tables, tables_m = [], []
         # data and metrics are both written before either is published (data first, metrics last)
         with atomic_paths(Path(output) / group, Path(metrics_dir) / METRICS_DIR / f"{group}.json") as (tmp, mtmp):
             tmp.mkdir(parents=True)
-            for (model, folder, g), (table, maps, seconds) in zip(todo, done):
+            for (model, folder, g), (table, maps, seconds, table_m) in zip(todo, done):
                 if g != group:
                     continue
                 if group != BOUNDS_DIR:
@@ -185,10 +203,15 @@ def run_networks(
                     np.savez_compressed(tmp / folder.name / MAPS_FILE, **maps)
                 tables.append(table)
                 out["models"].setdefault(model, {})[folder.name] = link_summary(table, maps)
+                if table_m is not None:
+                    tables_m.append(table_m)
+                    out["models"][model][folder.name]["marginal"] = link_summary(table_m, {"group": maps["group_marginal"]})
                 timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
             cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
             links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
             links[cols].to_parquet(tmp / LINKS_FILE, index=False)
+            if tables_m:
+                pd.concat(tables_m, ignore_index=True)[cols].to_parquet(tmp / LINKS_MARGINAL_FILE, index=False)
             (tmp / SUMMARY_FILE).write_text(json.dumps(out, indent=1) + "\n")
             mtmp.write_text(json.dumps(out, indent=1) + "\n")
         summary[group] = out

@@ -29,7 +29,8 @@ from .provenance import content_digest, content_hash, input_md5, read_dvc_lock
 from .records import Artifact, SubjectFitRecord, flatten
 
 # organization.json keys that are per-FBN / per-atom / per-layer tables, not run metrics
-_ORG_TABLES = ("atoms_per_fbn", "within_fbn_consistency_per_fbn", "within_fbn_consistency_unsigned_per_fbn", "layer_entropy",
+_ORG_TABLES = ("atoms_per_fbn", "within_fbn_consistency_per_fbn", "within_fbn_consistency_unsigned_per_fbn",
+               "within_fbn_consistency_marginal_per_fbn", "within_fbn_consistency_unsigned_marginal_per_fbn", "layer_entropy",
                "cross_subject_consistency_per_atom", "ci_units")
 _RECOVERY_SCORES = ("precision", "precision_strict", "precision_networks", "recall", "recall_overlap", "f1",
                     "min_best_dice", "all_pass", "n_links", "n_true_links", "n_planted")

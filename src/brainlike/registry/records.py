@@ -4,7 +4,8 @@
 Stages never talk to MLflow directly; they (or :func:`brainlike.registry.adapter.records_from_outputs`)
 fill these records, and :func:`brainlike.registry.log.log_model_fit` writes them. Metric names the
 comparison reads from a model record (:data:`COMPARE_METRICS`): ``diversity``,
-``within_fbn_consistency``, ``balance``, ``compactness``, ``heldout_r_mean``, ``recovery``,
+``within_fbn_consistency``, ``within_fbn_consistency_marginal`` (the same on the marginal maps'
+links), ``balance``, ``compactness``, ``heldout_r_mean``, ``recovery``,
 ``recovery_semantic_minus_twin`` (trained models: strict semantic recovery minus the twin's).
 """
 
@@ -20,8 +21,8 @@ from typing import Any
 
 from .provenance import content_hash
 
-COMPARE_METRICS = ("diversity", "within_fbn_consistency", "balance", "compactness", "heldout_r_mean", "recovery",
-                   "recovery_semantic_minus_twin")
+COMPARE_METRICS = ("diversity", "within_fbn_consistency", "within_fbn_consistency_marginal", "balance", "compactness",
+                   "heldout_r_mean", "recovery", "recovery_semantic_minus_twin")
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
