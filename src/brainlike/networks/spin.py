@@ -165,7 +165,7 @@ def spin_test(
         From :func:`spin_permutations`; must send valid vertices to valid vertices and
         leave the rest fixed (so the rotated map stays inside the valid vertices).
     batch : int
-        Maps scored together (bounds memory: n_vertices x batch float32).
+        Maps scored together (bounds memory: n_vertices x batch int16).
     spins_per_chunk : int
         Spins stacked into one sparse product.
     return_null : bool
@@ -211,14 +211,17 @@ def _spin_exceed(maps, networks, perms, observed, batch, spins_per_chunk, return
     n_maps, n_v = maps.shape
     n_net = networks.shape[0]
     n_spins = perms.shape[0]
-    # Rows: the networks, then an all-ones row that gives the rotated map's size.
-    base = sparse.csr_matrix(np.concatenate([networks, np.ones((1, n_v), bool)]).astype(np.float32))
+    # Rows: the networks, then an all-ones row that gives the rotated map's size. Counts are exact
+    # integers <= n_vertices: int16 holds them on fsaverage5 and its products are ~1.5x faster than
+    # float32 (less memory traffic per gathered row); float32 (exact to 2^24) beyond.
+    dt = np.int16 if n_v <= np.iinfo(np.int16).max else np.float32
+    base = sparse.csr_matrix(np.concatenate([networks, np.ones((1, n_v), bool)]).astype(dt))
     n_rows = base.shape[0]
     net_size = networks.sum(1, dtype=np.float64)[None, :, None]
     exceed = np.zeros(observed.shape, dtype=np.int64)
     null = np.empty((n_spins, n_maps, n_net), np.float32) if return_null else None
     blocks = [
-        np.ascontiguousarray(maps[lo : lo + batch].T, dtype=np.float32) for lo in range(0, n_maps, batch)
+        np.ascontiguousarray(maps[lo : lo + batch].T, dtype=dt) for lo in range(0, n_maps, batch)
     ]
     for s0 in range(0, n_spins, spins_per_chunk):
         chunk = perms[s0 : s0 + spins_per_chunk]
