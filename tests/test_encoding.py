@@ -119,6 +119,10 @@ def test_marginal_glm_is_each_atom_fitted_alone(glm_case):
             assert fit.marginal_t[k, v] == pytest.approx(b[0] / se, abs=1e-9)
     # the joint fit is untouched by asking for the marginal one
     np.testing.assert_array_equal(ar1_glm(Y, X, batch_size=97).beta, fit.beta)
+    # an atom that is a nuisance column (here a drift regressor) has no marginal effect: t = 0
+    drift = next(i for i, n in enumerate(names) if n.startswith("drift_"))
+    Xd = np.column_stack([X[:, drift], X[:, 1:]])  # atom 0 replaced by the drift column
+    assert np.all(ar1_glm(Y, Xd, marginal=K).marginal_t[0] == 0)
 
 
 def test_marginal_map_keeps_the_sign_the_joint_fit_flips():

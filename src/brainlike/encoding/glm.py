@@ -34,6 +34,7 @@ from ._backend import check_device, to_numpy, to_tensor
 from .stats import t_to_z, two_sided_p  # statistics without torch, used here
 
 _TINY = 1e-50  # nilearn DEF_TINY
+_SPAN_RTOL = 1e-10  # share of an atom's whitened norm outside the nuisance span below which it has none
 
 
 @dataclass
@@ -182,7 +183,9 @@ def ar1_glm(
             pc = pinv(Cw)
             Ar = Xw[:, :K] - Cw @ (pc @ Xw[:, :K])
             den = (Ar * Ar).sum(0)[:, None]
-            live = den > _TINY  # an atom inside the nuisance span has no marginal effect: t = 0
+            # an atom inside the nuisance span has no marginal effect (t = 0); what is left of it
+            # then is rounding, ~1e-30 of its norm, so the test is relative to that norm
+            live = den > _SPAN_RTOL * (Xw[:, :K] * Xw[:, :K]).sum(0)[:, None]
             den = torch.where(live, den, torch.ones_like(den))
         idx_all = order[bounds[j]:bounds[j + 1]]
         for a in range(0, idx_all.size, batch_size):

@@ -202,10 +202,10 @@ def run_networks(
                     (tmp / folder.name).mkdir()
                     np.savez_compressed(tmp / folder.name / MAPS_FILE, **maps)
                 tables.append(table)
-                out["models"].setdefault(model, {})[folder.name] = link_summary(table, maps)
+                out["models"].setdefault(model, {})[folder.name] = link_summary(table, maps["group"])
                 if table_m is not None:
                     tables_m.append(table_m)
-                    out["models"][model][folder.name]["marginal"] = link_summary(table_m, {"group": maps["group_marginal"]})
+                    out["models"][model][folder.name]["marginal"] = link_summary(table_m, maps["group_marginal"])
                 timings["models"].setdefault(model, {})[folder.name] = {"seconds": round(seconds, 2)}
             cols = ["model", "stimulus"] + [c for c in LINK_COLUMNS if c != "model"]
             links = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
@@ -220,13 +220,14 @@ def run_networks(
     return summary
 
 
-def link_summary(table: pd.DataFrame, maps: dict) -> dict:
-    """Links, linked atoms and non-empty maps of one (model, stimulus)."""
+def link_summary(table: pd.DataFrame, group: np.ndarray) -> dict:
+    """Links, linked atoms and non-empty maps of one (model, stimulus): its link table and its
+    thresholded group maps (K, 2, V)."""
     lk = table[table["linked"]]
     return {
         "n_links": int(len(lk)),
         "n_linked_atoms": int(lk["atom"].nunique()),
-        "n_atoms": int(maps["group"].shape[0]),
-        "n_nonempty_maps": int(maps["group"].any(-1).sum()),
+        "n_atoms": int(group.shape[0]),
+        "n_nonempty_maps": int(group.any(-1).sum()),
         "linked_fbns": sorted({f"{a}/{n}" for a, n in zip(lk["atlas"], lk["network"])}),
     }
