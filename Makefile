@@ -43,10 +43,11 @@ $(VENDOR)/vendor.json: tools/vendor_assets.py | $(STAMP)
 
 # `brainlike repro` is `dvc repro` with REPRO_JOBS independent stages at a time (same outputs, same
 # dvc.lock; README "Two commands"). Two: this 2-core host; each stage also forks one worker per core,
-# and extract stages hold a model each, so more needs cores and memory to match.
+# and extract stages hold a model each (on extract.threads: 1 torch thread), so more needs cores and
+# memory to match.
 REPRO_JOBS ?= 2
 run: setup
-	@$(BIN)/brainlike repro --jobs $(REPRO_JOBS) --alone 'extract@*'
+	@$(BIN)/brainlike repro --jobs $(REPRO_JOBS)
 
 test: setup
 	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache

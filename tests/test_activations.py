@@ -241,6 +241,37 @@ def test_random_twin_is_seeded(tmp_path, tiny_dirs):
     assert np.array_equal(outs[0], outs[1]) and not np.allclose(outs[0][:, :10], outs[2][:, :10])
 
 
+def test_forward_pass_runs_on_extract_threads_and_they_name_the_output(tmp_path, tiny_dirs):
+    """extract.threads, not the host's core count, sets torch's threads during the forward pass
+    (it fixes the activations' bits), the caller's setting comes back afterwards, and another
+    thread count is another output (params_hash)."""
+    from brainlike.activations.extract import params_hash
+    from brainlike.activations.stage import extract_task
+    from brainlike.config import ValidationConfig
+
+    stim = _stimulus(1)
+    model, cfg = _cfgs(tmp_path, "tiny-bert", f"path:{tiny_dirs['bert']}")
+    loaded = load_model(tiny_dirs["bert"], True)
+    seen = []
+    loaded.model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for threads in (1, 2):
+            seen.clear()
+            job = (model, cfg.model_copy(update={"threads": threads}), ValidationConfig(), stim,
+                   tiny_dirs["bert"], False, loaded, False)
+            extract_task(job)
+            assert seen and set(seen) == {threads}
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    revision = loaded.revision
+    assert params_hash(model, cfg, stim, revision) != params_hash(
+        model, cfg.model_copy(update={"threads": 2}), stim, revision)
+    assert ExtractConfig().threads == 1
+
+
 def test_resume_after_interruption_and_corrupt_file(tmp_path, tiny_dirs):
     stim = _stimulus()
     model, cfg = _cfgs(tmp_path / "ref", "tiny", f"path:{tiny_dirs['gpt2']}")

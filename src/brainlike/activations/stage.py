@@ -6,7 +6,7 @@ gates, writing ``<extract.output>/<model>/<stimulus>/`` and ``<extract.output>/<
 
 Every (model, stimulus) is an independent task run where ``compute:`` says: here, one after
 another, with ``serial`` and ``processes`` (each model loaded once, one model in memory at a
-time; the forward pass already uses every core), or on Dask workers that load the
+time; the forward pass on ``extract.threads`` torch threads), or on Dask workers that load the
 model themselves and write into ``extract.output`` (a filesystem shared with this process).
 Several models in one call let a cluster extract a whole model zoo at once; DVC runs one model
 per stage ``extract@<model>``.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .._utils.atomic import write_text_atomic
-from .._utils.compute import open_executor
+from .._utils.compute import cpu_threads, open_executor
 from .._utils.device import check_device
 from .._utils.offline import set_offline_env
 from ..config import Params
@@ -34,6 +34,14 @@ from .sources import materialise, needs_materialise, weights_revision
 from .vlm import event_stimuli_from_runs, extract_events, vlm_families
 
 
+def _torch_threads(cfg):
+    """``extract.threads`` torch threads, not the host's core count or a worker's setting: it fixes
+    the activations' bits (torch imported first: :func:`cpu_threads` pins only a loaded torch)."""
+    import torch  # noqa: F401
+
+    return cpu_threads(cfg.threads)
+
+
 def extract_task(job: tuple) -> tuple[str, str, dict]:
     """Extract one (model, stimulus) and pass its activation gate; a Dask task or a serial call.
 
@@ -44,10 +52,11 @@ def extract_task(job: tuple) -> tuple[str, str, dict]:
     """
     model, cfg, vcfg, stim, model_dir, vlm, loaded, gate_here = job
     set_offline_env()
-    if loaded is None:
-        check_device(cfg.device, "extract.device")  # a Dask worker may be a machine without it
-        loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
-    report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
+    with _torch_threads(cfg):
+        if loaded is None:
+            check_device(cfg.device, "extract.device")  # a Dask worker may be a machine without it
+            loaded = load_model(model_dir, model.trained, model.seed, cfg.device)
+        report = (extract_events if vlm else extract_stimulus)(model, cfg, stim, model_dir, loaded=loaded)
     if gate_here:
         enforce_activation_gate(report["path"], vcfg)
     return model.name, stim.id, report
@@ -147,7 +156,8 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
             jobs = []
             for name in batch:
                 model, model_dir = by_name[name], model_dirs[name]
-                loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
+                with _torch_threads(cfg):  # a random twin's initialisation too
+                    loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
                 family = loaded.family if loaded else model_family(model_dir)
                 # Vision-language models see image+caption events; text models see every stimulus's
                 # words (a movie's captions included). A VLM never gets a text-only stimulus.
@@ -155,8 +165,9 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
                 stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
                 jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded, helper is None)
                          for stim in stims]
-            # fork=False: a forward pass already uses every core (torch threads). With a helper,
-            # one by one here, so each set is handed to the gate as soon as it is written.
+            # fork=False: one model in memory per stage (the stages run side by side instead,
+            # `brainlike repro`; the forward pass pins extract.threads). With a helper, one by one
+            # here, so each set is handed to the gate as soon as it is written.
             rows = (extract_task(j) for j in jobs) if helper else ex.map(extract_task, jobs, key_prefix="extract",
                                                                           fork=False)
             results = []

@@ -99,6 +99,13 @@ class ExtractConfig(_Section):
     lanczos_cutoff: float = Field(1.0, gt=0, le=2.0, description="Cut-off as a multiple of 1/TR")
     chunk_ans: int = Field(4096, ge=64, description="ANs per record batch (bounds memory)")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$")
+    threads: int | None = Field(
+        1, ge=1, le=1024,
+        description="Torch CPU threads of a forward pass (null: torch's default, the host's core count). The "
+        "activations are part of what this fixes: the vision towers' bits depend on it (CLIP and BridgeTower "
+        "differ between 1 and 2 threads; the text models do not), so it is a param and part of each output's "
+        "params_hash, not the host's. 1 by default: two extract stages then share 2 cores side by side",
+    )
 
 
 def default_models() -> list[ModelConfig]:
