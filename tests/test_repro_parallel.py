@@ -188,3 +188,40 @@ def test_a_stage_that_uses_every_core_runs_alone(tmp_path, monkeypatch):
     assert _repro(ws, "-j", "2", "--alone", "x*") == 0
     assert sorted(p.name for p in (ws / "out").iterdir() if p.name != ".gitignore") == [
         "x1", "x2", "y1", "y2", "y3"]
+
+
+def test_a_stage_whose_inputs_did_not_change_is_not_started(tmp_path, capsys, monkeypatch):
+    """g re-runs (its param changed) but writes the same output: h, planned only because it reads
+    g's output, is skipped without a process; k reads a rewritten output and runs. The result is
+    what a plain `dvc repro` leaves: `dvc status` clean, the same lock entries."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    stages = {
+        "g": {"cmd": "mkdir -p out && cat input.txt > out/g", "deps": ["input.txt"], "params": ["g"],
+              "outs": ["out/g"]},
+        "h": {"cmd": "cat out/g > out/h && date +%s%N >> runs_h", "deps": ["out/g"], "outs": ["out/h"]},
+        "j": {"cmd": "mkdir -p out && cat input.txt > out/j", "deps": ["input.txt"], "params": ["j"],
+              "outs": ["out/j"]},
+        "k": {"cmd": "cat out/j > out/k && date +%s%N >> runs_k", "deps": ["out/j"], "outs": ["out/k"]},
+    }
+    ws = _project(tmp_path / "ws", stages)
+    (ws / "params.yaml").write_text("g: 1\nj: 1\n")
+    assert _repro(ws, "-j", "2") == 0
+    (ws / "params.yaml").write_text("g: 2\nj: 2\n")
+    (ws / "input.txt").write_text("input\n")  # unchanged: g and j re-run for their params only
+    p = plan(ws)
+    assert p.todo == ["g", "h", "j", "k"] and p.changed == {"g", "j"}
+    # j's command now writes something else: its output is rewritten, so k must follow
+    lock_before = yaml.safe_load((ws / "dvc.lock").read_text())
+    (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        **stages, "j": {**stages["j"], "cmd": "mkdir -p out && cat input.txt input.txt > out/j"}}}, sort_keys=False))
+    capsys.readouterr()
+    assert _repro(ws, "-j", "2") == 0
+    out = capsys.readouterr().out
+    assert "--- h: up to date" in out and "--- k (" in out
+    assert len((ws / "runs_h").read_text().split()) == 1  # h ran once, in the first repro
+    assert len((ws / "runs_k").read_text().split()) == 2
+    assert (ws / "out/k").read_text() == "input\ninput\n"
+    assert _dvc(ws, "status", "--json").stdout.strip() == "{}"
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    assert lock["h"] == lock_before["stages"]["h"] and lock["g"]["outs"] == lock_before["stages"]["g"]["outs"]
+    assert lock["k"]["outs"] != lock_before["stages"]["k"]["outs"]

@@ -54,11 +54,15 @@ class Plan:
     todo : list of str
         The stages to run (in ``order``): those ``dvc status`` reports as changed and everything
         downstream of them (whose inputs are about to change).
+    changed : set of str
+        The stages of ``todo`` that ``dvc status`` reports as changed. The others run only if a
+        stage they read from rewrites its outputs (:func:`run` skips them otherwise).
     """
 
     order: list[str]
     upstream: dict[str, set[str]]
     todo: list[str]
+    changed: frozenset[str] = frozenset()
 
 
 def plan(root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
@@ -89,7 +93,7 @@ def plan(root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
         if unknown:
             raise SystemExit(f"error: no such stage: {', '.join(unknown)} (see `dvc stage list`)")
         todo &= set(_closure(targets, upstream))
-    return Plan(order, upstream, [s for s in order if s in todo])
+    return Plan(order, upstream, [s for s in order if s in todo], frozenset(changed & todo))
 
 
 def _closure(start, edges: Mapping[str, set[str]]) -> set[str]:
@@ -130,6 +134,27 @@ def _run_one(stage: str, dvc: Sequence[str], log_dir: str) -> tuple[int, float, 
     return rc, t0, time.time(), text
 
 
+def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
+    """Each of ``stages``' ``outs`` entries (path and hash) in ``dvc.lock``; a stage absent there is left out.
+
+    Another stage's DVC may be rewriting the file at that moment: a read that does not parse is
+    retried, and one that still fails counts every stage as absent (they then count as rewritten).
+    """
+    import yaml
+
+    for _ in range(20):
+        try:
+            data = yaml.safe_load(lock_path.read_text()) if lock_path.exists() else {}
+            break
+        except (OSError, yaml.YAMLError):
+            time.sleep(0.05)
+    else:
+        return {}
+    entries = (data or {}).get("stages") or {}
+    return {s: [(o.get("path"), o.get("md5")) for o in entries[s].get("outs") or []]
+            for s in stages if isinstance(entries.get(s), dict)}
+
+
 def _is_alone(stage: str, alone: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(stage, pat) for pat in alone)
 
@@ -141,13 +166,23 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
     Stages matching a pattern of ``alone`` (fnmatch, e.g. ``extract@*``) use every core
     themselves: they run with nothing beside them.
 
+    A stage that is planned only because it reads from a changed one (not in ``p.changed``) is
+    skipped, without starting a process, when every planned stage it reads from has finished
+    with the same outputs in ``dvc.lock`` as before: its inputs are then what ``dvc.lock``
+    already records, so DVC would find it up to date too (adding a model re-runs ``materialise``,
+    which rewrites no model folder, and every model's chain used to be asked, ~1 s a stage).
+
     Returns the exit code (that of the first stage that failed, else 0) and each finished
-    stage's ``{"start_s", "seconds", "rc"}`` (start relative to the first stage).
+    stage's ``{"start_s", "seconds", "rc"}`` (start relative to the first stage; a skipped stage
+    has ``"skipped": true`` instead of ``"seconds"``).
     On a failure no further stage starts; the running ones finish.
     """
     out = sys.stdout if out is None else out
     prio = _priorities(p, cost or {})
     planned, todo, done = set(p.todo), set(p.todo), set()
+    lock = Path("dvc.lock")
+    outs_before = _lock_outs(lock, p.todo)
+    rewrote: set[str] = set()  # finished stages whose outputs differ from dvc.lock's before the run
     times: dict[str, dict] = {}
     running: dict[Future, str] = {}
     rc_first = 0
@@ -158,6 +193,14 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
             if rc_first == 0:
                 # ready: not started, and every planned stage it reads from has finished
                 ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
+                idle = [s for s in ready if s not in p.changed and not (p.upstream[s] & rewrote)]
+                for s in idle:
+                    todo.discard(s)
+                    done.add(s)
+                    times[s] = {"start_s": round(time.time() - t_start, 1), "skipped": True, "rc": 0}
+                    print(f"--- {s}: up to date (what it reads from did not change)", file=out, flush=True)
+                if idle:
+                    continue  # what they unblock is ready now
                 ready.sort(key=lambda s: (-prio[s][0], -prio[s][1]))  # stable: index order among equals
                 for s in ready:
                     if len(running) >= max(1, jobs) or any(_is_alone(r, alone) for r in running.values()):
@@ -179,6 +222,8 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
                 print(f"--- {s} ({t1 - t0:.1f} s){'' if rc == 0 else f', exit {rc}'}", file=out)
                 print(text.rstrip("\n"), file=out, flush=True)
                 done.add(s)
+                if rc == 0 and (s not in outs_before or _lock_outs(lock, [s]).get(s) != outs_before[s]):
+                    rewrote.add(s)
                 if rc != 0 and rc_first == 0:
                     rc_first = rc
                     print(f"error: stage {s} failed (exit {rc}); no further stage starts", file=out, flush=True)
@@ -221,7 +266,7 @@ def _previous_costs() -> dict[str, float]:
     f = build_dir() / TIMES_FILE
     try:
         rec = json.loads(f.read_text())
-        return {s: float(v["seconds"]) for s, v in rec.get("stages", {}).items()}
+        return {s: float(v["seconds"]) for s, v in rec.get("stages", {}).items() if "seconds" in v}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -273,6 +318,8 @@ def _write_times(times: Mapping[str, dict], jobs: int, total: float) -> None:
 
 
 def _print_times(times: Mapping[str, dict], total: float) -> None:
-    busy = sum(v["seconds"] for v in times.values())
-    print(f"brainlike repro: {len(times)} stages in {total:.0f} s "
-          f"({busy:.0f} stage-seconds; per stage: {build_dir() / TIMES_FILE})")
+    busy = sum(v.get("seconds", 0.0) for v in times.values())
+    skipped = sum(1 for v in times.values() if v.get("skipped"))
+    print(f"brainlike repro: {len(times) - skipped} stages in {total:.0f} s "
+          f"({busy:.0f} stage-seconds; per stage: {build_dir() / TIMES_FILE})"
+          + (f"; {skipped} up to date without running" if skipped else ""))
