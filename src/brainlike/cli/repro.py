@@ -134,23 +134,34 @@ def _run_one(stage: str, dvc: Sequence[str], log_dir: str) -> tuple[int, float, 
     return rc, t0, time.time(), text
 
 
-def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
-    """Each of ``stages``' ``outs`` entries (path and hash) in ``dvc.lock``; a stage absent there is left out.
+def _read_lock(lock_path: Path) -> dict:
+    """``dvc.lock``'s ``stages`` mapping ({} without the file).
 
     Another stage's DVC may be rewriting the file at that moment: a read that does not parse is
-    retried, and one that still fails counts every stage as absent (they then count as rewritten).
+    retried for ~1 s before its error is raised.
     """
     import yaml
 
-    for _ in range(20):
+    for attempt in range(20):
         try:
             data = yaml.safe_load(lock_path.read_text()) if lock_path.exists() else {}
-            break
+            return (data or {}).get("stages") or {}
         except (OSError, yaml.YAMLError):
+            if attempt == 19:
+                raise
             time.sleep(0.05)
-    else:
+    raise AssertionError("unreachable")
+
+
+def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
+    """Each of ``stages``' ``outs`` entries (path and hash) in ``dvc.lock``; a stage absent there
+    is left out, and so is every stage when the file cannot be read (they then count as rewritten)."""
+    import yaml
+
+    try:
+        entries = _read_lock(lock_path)
+    except (OSError, yaml.YAMLError):
         return {}
-    entries = (data or {}).get("stages") or {}
     return {s: [(o.get("path"), o.get("md5")) for o in entries[s].get("outs") or []]
             for s in stages if isinstance(entries.get(s), dict)}
 
@@ -255,11 +266,7 @@ def order_lock(lock_path: str | os.PathLike, order: Sequence[str], before: Seque
 
 
 def _lock_stages(lock_path: Path) -> list[str]:
-    import yaml
-
-    if not lock_path.exists():
-        return []
-    return list((yaml.safe_load(lock_path.read_text()) or {}).get("stages") or {})
+    return list(_read_lock(lock_path))
 
 
 def _previous_costs() -> dict[str, float]:
