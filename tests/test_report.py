@@ -129,3 +129,25 @@ def test_report_from_stage_outputs(tmp_path):
     assert f"stimulus {stim}" in html and "never-run" in html and "model not encoded" in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 2 + 2  # linked atoms 0, 2 + heatmap + layers
     assert "no comparison table" in html
+
+
+def test_report_draws_only_the_sections_that_changed(tmp_path, monkeypatch):
+    """A section drawn before from the same ModelReport comes from the memo; the page is the same
+    bytes as one drawn without the memo."""
+    monkeypatch.setenv("BRAINLIKE_BUILD", str(tmp_path / "build"))
+    rng = np.random.default_rng(1)
+
+    def model(name, links):
+        return ModelReport(name, "g1", True, zmaps=rng.standard_normal((4, 20484)) * 3, links=links,
+                           layer_counts=np.arange(24).reshape(4, 6), max_maps=1)
+
+    a, b = model("alpha", _links("alpha")), model("beta", _links("beta"))
+    build_report([a, b], None, tmp_path / "one.html")
+    memo = tmp_path / "build" / "memo" / "report-section"
+    assert len(list(memo.glob("*.pkl"))) == 2
+    b2 = ModelReport(**{**b.__dict__, "links": _links("beta").assign(dice=[0.3, 0.5, 0.35, 0.05])})
+    c = model("gamma", _links("gamma"))
+    page = build_report([a, b2, c], None, tmp_path / "two.html").read_text()
+    assert len(list(memo.glob("*.pkl"))) == 4  # beta changed and gamma is new: two sections drawn
+    monkeypatch.setenv("BRAINLIKE_MEMO", "0")
+    assert build_report([a, b2, c], None, tmp_path / "fresh.html").read_text() == page

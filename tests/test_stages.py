@@ -170,6 +170,22 @@ def test_encode_outputs_shapes(study, outputs):
     assert outputs["baseline"]["alice_task-alice"]["regressors"] == ["dataset:rate,sndpwr"]
 
 
+def test_metrics_from_the_memo_are_the_same_bytes(study, outputs, tmp_path, monkeypatch):
+    """run_metrics again (every model's bootstraps from build/memo) and without the memo: the
+    four outputs are the bytes the first run wrote."""
+    from brainlike._utils.reproducible import build_dir
+
+    names = ("organization.json", "organization.parquet", "recovery.json", "alice.json")
+    first = {n: (Path(study.paths.metrics) / n).read_bytes() for n in names}
+    assert list((build_dir() / "memo" / "metrics-model").glob("*.pkl"))
+    run_metrics(study, metrics_dir=tmp_path / "hit")
+    monkeypatch.setenv("BRAINLIKE_MEMO", "0")
+    run_metrics(study, metrics_dir=tmp_path / "off")
+    for n in names:
+        assert (tmp_path / "hit" / n).read_bytes() == first[n], n
+        assert (tmp_path / "off" / n).read_bytes() == first[n], n
+
+
 def test_networks_links_planted_atoms(study, outputs):
     links = read_links(study.networks.output)
     assert {"model", "stimulus", "atom", "sign", "atlas", "network", "dice", "p", "linked"} <= set(links.columns)

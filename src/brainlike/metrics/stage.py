@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from .._utils.atomic import atomic_paths
+from .._utils.memo import Memo
 from .._utils.reproducible import write_timings
 from ..encoding.outputs import GROUP_FILE, SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
 from ..encoding.stats import bootstrap_ci, fdr_bh, paired_comparison
@@ -114,22 +115,35 @@ def _ci_dict(b: dict) -> dict:
 def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame,
                   n_boot: int = 1000, ci: float = 0.95, links_marginal: pd.DataFrame | None = None) -> dict:
     """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`), and
-    the consistencies of the marginal maps' links (:func:`marginal_consistency`) when there are any."""
-    pdir = patterns_root / model / stimulus
+    the consistencies of the marginal maps' links (:func:`marginal_consistency`) when there are any.
+
+    The result is memoised (``build/memo``) by the bytes of the files it reads, its links and
+    the arguments: a model added to the study does not recompute the others' bootstraps.
+    """
+    pdir, ndir = patterns_root / model / stimulus, networks_root / model / stimulus
+    lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
+    lm = None
+    if links_marginal is not None:
+        lm = links_marginal[(links_marginal["model"] == model) & (links_marginal["stimulus"] == stimulus)]
+        lm = lm if len(lm) else None
+    files = [pdir / ATOMS_FILE, pdir / SUBGROUPS_FILE, pdir / ANS_FILE, ndir / MAPS_FILE]
+    rows = [None if t is None else t.reset_index(drop=True) for t in (lk, lm)]  # row labels shift as models come
+    return Memo("metrics-model")(lambda: _model_metrics(pdir, ndir, lk, lm, n_boot, ci),
+                                 model, stimulus, files, rows, n_boot, ci)
+
+
+def _model_metrics(pdir: Path, ndir: Path, lk: pd.DataFrame, lm: pd.DataFrame | None, n_boot: int, ci: float) -> dict:
     atoms_df = pd.read_parquet(pdir / ATOMS_FILE)
     atoms = atoms_df[[c for c in atoms_df.columns if c.startswith("atom_")]].to_numpy(np.float64)
     sub = pd.read_parquet(pdir / SUBGROUPS_FILE)
     ans = pd.read_parquet(pdir / ANS_FILE, columns=["layer"])
-    with np.load(networks_root / model / stimulus / MAPS_FILE) as f:
+    with np.load(ndir / MAPS_FILE) as f:
         maps, subject_maps = f["group"], f["subjects"]
-    lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
     m = organization_metrics(atoms, lk, sub, maps=maps, subject_maps=subject_maps,
                              n_layers=int(ans["layer"].max()) + 1)
     m |= organization_cis(atoms, lk, m, n_boot=n_boot, ci=ci)
-    if links_marginal is not None:
-        lm = links_marginal[(links_marginal["model"] == model) & (links_marginal["stimulus"] == stimulus)]
-        if len(lm):
-            m |= marginal_consistency(atoms, lm, n_boot=n_boot, ci=ci)
+    if lm is not None:
+        m |= marginal_consistency(atoms, lm, n_boot=n_boot, ci=ci)
     return m
 
 
@@ -337,9 +351,11 @@ def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets) -> dict[str,
             subjects, idx = ids, bootstrap_indices(len(ids), enc.n_boot, enc.seed)
         with np.load(folder / GROUP_FILE) as g:
             valid = g["valid"]
-        b = bootstrap_best_dice(z, strict[m], nets, idx, threshold=params.networks.threshold,
-                                fdr_alpha=params.networks.fdr_alpha, top_fraction=params.networks.top_fraction,
-                                valid=valid, test=enc.group_test)
+        kw = dict(threshold=params.networks.threshold, fdr_alpha=params.networks.fdr_alpha,
+                  top_fraction=params.networks.top_fraction, valid=valid, test=enc.group_test)
+        # memoised (build/memo): a model added to the study does not redraw the others' resamples
+        b = Memo("metrics-strict-bootstrap")(lambda: bootstrap_best_dice(z, strict[m], nets, idx, **kw),
+                                             z, strict[m], nets, idx, kw)
         lo, hi = percentile_ci(b, enc.ci_level)
         for e, low, high in zip(strict[m]["planted"], lo, hi, strict=True):
             e["ci_low"], e["ci_high"] = float(low), float(high)

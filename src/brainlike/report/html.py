@@ -16,6 +16,7 @@ import pandas as pd
 
 from .._utils.atomic import write_text_atomic
 from .._utils.compute import executor_for
+from .._utils.memo import Memo
 from .figures import layer_histogram_png, link_heatmap_png, surface_png
 
 CSS = """
@@ -111,15 +112,25 @@ def build_report(models: Sequence[ModelReport], compare: pd.DataFrame | None, ou
     """Write the self-contained report; returns its path (written atomically).
 
     ``compute`` (ComputeConfig or Executor): where the models' sections (their figures, most of
-    the time) are drawn, one task per model; the page is the same for every choice.
+    the time) are drawn, one task per model; the page is the same for every choice. A section
+    drawn before from the same :class:`ModelReport` is taken from the memo (``build/memo``), so
+    adding a model draws that model's figures only.
     """
     out = Path(out)
     body = [f"<h1>{html.escape(title)}</h1>"]
     body.append("<p>Models: " + ", ".join(f'<a href="#{html.escape(m.name)}">{html.escape(m.name)}</a>' for m in models) + "</p>")
     if compare is not None and not compare.empty:
         body.append("<h2>Comparison across generations</h2>" + _table(compare))
-    with executor_for(compute) as ex:
-        body += ex.map(_model_section, list(models), key_prefix="report")
+    memo = Memo("report-section")
+    keys = [memo.key(m) for m in models]
+    sections = [memo.get(k) for k in keys]
+    todo = [i for i, s in enumerate(sections) if s is None]
+    if todo:
+        with executor_for(compute) as ex:
+            drawn = ex.map(_model_section, [models[i] for i in todo], key_prefix="report")
+        for i, s in zip(todo, drawn, strict=True):
+            sections[i] = memo.put(keys[i], s)
+    body += sections
     page = (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     write_text_atomic(out, page)

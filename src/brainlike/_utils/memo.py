@@ -1,0 +1,156 @@
+"""A content-addressed memo of per-model work in the cross-model stages (untracked ``build/memo/``).
+
+``metrics`` and ``report`` read every model, so DVC re-runs them whole when one model is added;
+every other model's share of their work (organization CIs, recovery bootstraps, the report's
+figures) is then computed again from the same bytes. :class:`Memo` keys such a result by
+everything it is computed from and returns the stored result when the key is known:
+
+- the **inputs**, listed by the caller: files by their sha256 (content, not path or date),
+  arrays by dtype, shape and bytes, tables by columns, dtypes and values, configs by value;
+- the **code**: the sha256 of every source file of the ``brainlike`` package, so any change
+  of the package forgets everything (a memo only has to serve a change of the *data*, such
+  as one more model);
+- the **libraries** that compute or draw it (numpy, pandas, scipy, matplotlib, nilearn).
+
+A value is stored with pickle, so a hit returns the objects a miss returned (numpy scalars
+stay numpy scalars) and the stage writes the same bytes either way; the tests compare a hit
+with a fresh computation. An input the key cannot represent raises ``TypeError`` rather than
+being left out. ``BRAINLIKE_MEMO=0`` turns the memo off; deleting ``build/memo`` empties it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .hashing import sha256_file
+from .reproducible import build_dir
+
+MEMO_ENV = "BRAINLIKE_MEMO"
+MEMO_DIR = "memo"
+LIBRARIES = ("numpy", "pandas", "scipy", "matplotlib", "nilearn")
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 over the ``brainlike`` package's sources and the versions of :data:`LIBRARIES`."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parents[1]
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for lib in LIBRARIES:
+        try:
+            h.update(f"{lib}={metadata.version(lib)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib}=-\0".encode())
+    return h.hexdigest()
+
+
+def _feed(h, part: Any) -> None:
+    """Add one key part to ``h``, tagged with its kind so that ``"1"`` and ``1`` differ."""
+    import pandas as pd
+
+    if part is None or isinstance(part, (bool, int, float, str)):
+        h.update(b"j" + json.dumps(part).encode())
+    elif isinstance(part, bytes):
+        h.update(b"b%d:" % len(part) + part)
+    elif isinstance(part, Path):  # a file, by content
+        h.update(b"f" + (sha256_file(part).encode() if part.is_file() else b"missing"))
+    elif isinstance(part, np.generic):
+        _feed(h, np.asarray(part))
+    elif isinstance(part, np.ndarray):
+        if part.dtype == object:
+            raise TypeError("memo key: object arrays cannot be hashed by value")
+        h.update(b"a" + json.dumps([part.dtype.str, part.shape]).encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    elif isinstance(part, pd.DataFrame):
+        h.update(b"d" + json.dumps([[str(c), str(t)] for c, t in part.dtypes.items()]).encode())
+        h.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
+    elif isinstance(part, Mapping):
+        h.update(b"m%d" % len(part))
+        for k in sorted(part, key=str):
+            _feed(h, str(k))
+            _feed(h, part[k])
+    elif isinstance(part, (list, tuple)):
+        h.update(b"l%d" % len(part))
+        for p in part:
+            _feed(h, p)
+    elif dataclasses.is_dataclass(part) and not isinstance(part, type):
+        h.update(b"c" + type(part).__qualname__.encode())
+        _feed(h, {f.name: getattr(part, f.name) for f in dataclasses.fields(part)})
+    elif hasattr(part, "model_dump"):  # a pydantic config
+        h.update(b"p" + type(part).__qualname__.encode())
+        _feed(h, part.model_dump(mode="json"))
+    else:
+        raise TypeError(f"memo key: cannot hash a {type(part).__name__}")
+
+
+class Memo:
+    """Results of one kind of work (``namespace``), keyed by their inputs.
+
+    Parameters
+    ----------
+    namespace : str
+        A folder name under ``build/memo``: the kind of work (``metrics-model``).
+    root : path, optional
+        Default: ``$BRAINLIKE_BUILD/memo`` (``build/memo``).
+    """
+
+    def __init__(self, namespace: str, root: str | Path | None = None):
+        self.enabled = os.environ.get(MEMO_ENV, "1") != "0"
+        self.folder = Path(root) if root is not None else build_dir() / MEMO_DIR
+        self.folder = self.folder / namespace
+
+    def key(self, *parts: Any) -> str:
+        """sha256 of the code (:func:`code_digest`) and ``parts``."""
+        h = hashlib.sha256(code_digest().encode())
+        _feed(h, list(parts))
+        return h.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.pkl"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored value, or ``default`` (also when the memo is off or the entry unreadable)."""
+        if not self.enabled:
+            return default
+        try:
+            return pickle.loads(self._path(key).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return default
+
+    def put(self, key: str, value: Any) -> Any:
+        """Store ``value`` (atomically: a reader sees the whole entry or none) and return it.
+
+        A memo that cannot be written (read-only or full disk) only costs the next run its time.
+        """
+        if self.enabled:
+            tmp = None
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+                with os.fdopen(fd, "wb") as f:
+                    pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, self._path(key))
+            except OSError:
+                if tmp is not None:
+                    Path(tmp).unlink(missing_ok=True)
+        return value
+
+    def __call__(self, fn, *parts: Any) -> Any:
+        """``fn()`` the first time ``parts`` are seen, the stored result afterwards."""
+        key = self.key(*parts)
+        missing = object()
+        got = self.get(key, missing)
+        return self.put(key, fn()) if got is missing else got

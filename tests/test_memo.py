@@ -1,0 +1,61 @@
+"""The memo of per-model work (build/memo): keys follow content, hits return what misses returned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlike._utils.memo import MEMO_ENV, Memo
+
+
+def test_key_follows_the_inputs_content(tmp_path):
+    memo = Memo("t", root=tmp_path)
+    a, b = tmp_path / "a.bin", tmp_path / "sub" / "b.bin"
+    b.parent.mkdir()
+    a.write_bytes(b"same")
+    b.write_bytes(b"same")
+    assert memo.key(a) == memo.key(b)  # a file counts by its bytes, not its name or date
+    b.write_bytes(b"other")
+    assert memo.key(a) != memo.key(b)
+    assert memo.key(tmp_path / "missing") != memo.key(a)
+    x = np.arange(6, dtype=np.float32)
+    assert memo.key(x) == memo.key(x.copy())
+    assert memo.key(x) != memo.key(x.astype(np.float64))  # dtype
+    assert memo.key(x) != memo.key(x.reshape(2, 3))  # shape
+    assert memo.key("1") != memo.key(1) and memo.key([1, 2]) != memo.key([2, 1])
+    df = pd.DataFrame({"atom": [0, 1], "dice": [0.2, 0.3]})
+    assert memo.key(df) == memo.key(df.copy())
+    assert memo.key(df) != memo.key(df.assign(dice=[0.2, 0.31]))
+    assert memo.key({"a": 1, "b": 2}) == memo.key({"b": 2, "a": 1})
+    assert memo.key({"a": 1}) != memo.key({"a": 2})
+    with pytest.raises(TypeError, match="cannot hash a object"):
+        memo.key(object())
+
+
+def test_a_hit_returns_what_the_miss_returned(tmp_path, monkeypatch):
+    memo = Memo("t", root=tmp_path)
+    value = {"r": np.float32(0.25), "n": np.int64(3), "ci": (0.1, 0.4), "maps": np.ones((2, 3))}
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return value
+
+    first = memo(compute, "model-a", np.zeros(4))
+    again = memo(compute, "model-a", np.zeros(4))
+    assert len(calls) == 1
+    assert type(again["r"]) is np.float32 and type(again["n"]) is np.int64 and again["ci"] == (0.1, 0.4)
+    np.testing.assert_array_equal(again["maps"], first["maps"])
+    memo(compute, "model-b", np.zeros(4))  # another input: computed
+    assert len(calls) == 2
+    # an unreadable entry is a miss, not an error
+    for f in (tmp_path / "t").glob("*.pkl"):
+        f.write_bytes(b"not a pickle")
+    memo(compute, "model-a", np.zeros(4))
+    assert len(calls) == 3
+    monkeypatch.setenv(MEMO_ENV, "0")
+    off = Memo("t", root=tmp_path)
+    off(compute, "model-a", np.zeros(4))
+    assert len(calls) == 4
+    assert not list((tmp_path / "t").glob("*.tmp"))
