@@ -225,3 +225,35 @@ def test_a_stage_whose_inputs_did_not_change_is_not_started(tmp_path, capsys, mo
     lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
     assert lock["h"] == lock_before["stages"]["h"] and lock["g"]["outs"] == lock_before["stages"]["g"]["outs"]
     assert lock["k"]["outs"] != lock_before["stages"]["k"]["outs"]
+
+
+def test_a_stage_taken_out_of_dvc_yaml_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    """A foreach item removed from params (a model taken out of the study): its output, its
+    .gitignore line and its dvc.lock entry go, and the stage reading the whole folder is back to
+    the committed lock entry, so `git status` is clean again."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    stages = {
+        "make": {"foreach": "${items}", "do": {"cmd": "mkdir -p out && echo ${item} > out/${item}",
+                                                "outs": ["out/${item}"]}},
+        "gather": {"cmd": "ls out > listing", "deps": ["out"], "outs": ["listing"]},
+    }
+    ws = _project(tmp_path / "ws", stages)
+    (ws / "params.yaml").write_text("items: [x, y]\n")
+    assert _repro(ws, "-j", "2") == 0
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-q", "-m", "x and y")
+    committed = (ws / "dvc.lock").read_bytes()
+    (ws / "params.yaml").write_text("items: [x, y, z]\n")
+    assert _repro(ws, "-j", "2") == 0
+    assert (ws / "out/z").is_file() and "/z" in (ws / "out/.gitignore").read_text()
+    assert (ws / "listing").read_text().split() == ["x", "y", "z"]
+    (ws / "params.yaml").write_text("items: [x, y]\n")
+    capsys.readouterr()
+    assert _repro(ws, "-j", "2") == 0
+    assert "make@z is no longer in dvc.yaml" in capsys.readouterr().out
+    assert not (ws / "out/z").exists() and (ws / "out/x").is_file()
+    assert (ws / "listing").read_text().split() == ["x", "y"]
+    assert (ws / "dvc.lock").read_bytes() == committed
+    assert _dvc(ws, "status", "--json").stdout.strip() == "{}"
+    st = subprocess.run(["git", "status", "--porcelain"], cwd=ws, capture_output=True, text=True, check=True)
+    assert st.stdout == ""
