@@ -257,3 +257,27 @@ def test_a_stage_taken_out_of_dvc_yaml_leaves_nothing_behind(tmp_path, capsys, m
     assert _dvc(ws, "status", "--json").stdout.strip() == "{}"
     st = subprocess.run(["git", "status", "--porcelain"], cwd=ws, capture_output=True, text=True, check=True)
     assert st.stdout == ""
+
+
+def test_a_stage_reading_an_unchanged_file_of_a_rewritten_folder_is_not_started(tmp_path, capsys, monkeypatch):
+    """m rewrites its folder (one file of two changes); x reads the file that stayed the same and
+    is skipped, y reads the one that changed and runs; DVC agrees (`dvc status` clean)."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    stages = {
+        "m": {"cmd": "mkdir -p models && echo a > models/a.json && echo ${n} > models/b.json", "params": ["n"],
+              "outs": ["models"]},
+        "x": {"cmd": "cat models/a.json > x && date +%s%N >> runs_x", "deps": ["models/a.json"], "outs": ["x"]},
+        "y": {"cmd": "cat models/b.json > y && date +%s%N >> runs_y", "deps": ["models/b.json"], "outs": ["y"]},
+    }
+    ws = _project(tmp_path / "ws", stages)
+    (ws / "params.yaml").write_text("n: 1\n")
+    assert _repro(ws, "-j", "2") == 0
+    (ws / "params.yaml").write_text("n: 2\n")
+    assert plan(ws).todo == ["m", "x", "y"]
+    capsys.readouterr()
+    assert _repro(ws, "-j", "2") == 0
+    out = capsys.readouterr().out
+    assert "--- x: up to date" in out and "--- y (" in out
+    assert len((ws / "runs_x").read_text().split()) == 1 and len((ws / "runs_y").read_text().split()) == 2
+    assert (ws / "y").read_text() == "2\n"
+    assert _dvc(ws, "status", "--json").stdout.strip() == "{}"

@@ -232,6 +232,39 @@ def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
             for s in stages if isinstance(entries.get(s), dict)}
 
 
+def _inputs_unchanged(stage: str, rewritten: set[str], lock_path: Path) -> bool:
+    """Whether every input ``stage`` takes from the outputs of the stages in ``rewritten`` is a
+    file whose md5 is still the one ``dvc.lock`` records for it (DVC 3's ``hash: md5``: of the
+    bytes). A folder, a missing file or an entry this cannot read counts as changed.
+
+    ``materialise`` rewrites ``data/models/`` when a model is added, and each ``extract@<model>``
+    reads only its own ``by-model/<model>.json`` in it: the other models need not be asked.
+    """
+    import hashlib
+
+    import yaml
+
+    try:
+        entries = _read_lock(lock_path)
+    except (OSError, yaml.YAMLError):
+        return False
+    mine = entries.get(stage)
+    if not isinstance(mine, dict) or not mine.get("outs"):  # outs come last: an entry read whole
+        return False
+    outs = [str(o.get("path", "")).rstrip("/") for u in rewritten
+            for o in ((entries.get(u) or {}).get("outs") or [])]
+    for d in mine.get("deps") or []:
+        path = str(d.get("path", "")).rstrip("/")
+        if not any(path == o or path.startswith(o + "/") or o.startswith(path + "/") for o in outs):
+            continue
+        md5 = str(d.get("md5", ""))
+        if d.get("hash") != "md5" or md5.endswith(".dir") or not Path(path).is_file():
+            return False
+        if hashlib.md5(Path(path).read_bytes()).hexdigest() != md5:
+            return False
+    return True
+
+
 def _is_alone(stage: str, alone: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(stage, pat) for pat in alone)
 
@@ -245,9 +278,10 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
 
     A stage that is planned only because it reads from a changed one (not in ``p.changed``) is
     skipped, without starting a process, when every planned stage it reads from has finished
-    with the same outputs in ``dvc.lock`` as before: its inputs are then what ``dvc.lock``
-    already records, so DVC would find it up to date too (adding a model re-runs ``materialise``,
-    which rewrites no model folder, and every model's chain used to be asked, ~1 s a stage).
+    with the same outputs in ``dvc.lock`` as before, or when what it reads of a rewritten output
+    is files with the md5 ``dvc.lock`` records (:func:`_inputs_unchanged`): its inputs are then
+    what ``dvc.lock`` already records, so DVC would find it up to date too (adding a model
+    re-runs ``materialise``, and every model's chain used to be asked, ~1 s a stage).
 
     Returns the exit code (that of the first stage that failed, else 0) and each finished
     stage's ``{"start_s", "seconds", "rc"}`` (start relative to the first stage; a skipped stage
@@ -270,7 +304,8 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
             if rc_first == 0:
                 # ready: not started, and every planned stage it reads from has finished
                 ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
-                idle = [s for s in ready if s not in p.changed and not (p.upstream[s] & rewrote)]
+                idle = [s for s in ready if s not in p.changed and (
+                    not (p.upstream[s] & rewrote) or _inputs_unchanged(s, p.upstream[s] & rewrote, lock))]
                 for s in idle:
                     todo.discard(s)
                     done.add(s)
