@@ -50,7 +50,7 @@ def test_a_hit_returns_what_the_miss_returned(tmp_path, monkeypatch):
     memo(compute, "model-b", np.zeros(4))  # another input: computed
     assert len(calls) == 2
     # an unreadable entry is a miss, not an error
-    for f in (tmp_path / "t").glob("*.pkl"):
+    for f in memo.folder.glob("*.pkl"):
         f.write_bytes(b"not a pickle")
     memo(compute, "model-a", np.zeros(4))
     assert len(calls) == 3
@@ -58,4 +58,17 @@ def test_a_hit_returns_what_the_miss_returned(tmp_path, monkeypatch):
     off = Memo("t", root=tmp_path)
     off(compute, "model-a", np.zeros(4))
     assert len(calls) == 4
-    assert not list((tmp_path / "t").glob("*.tmp"))
+    assert not list(memo.folder.glob("*.tmp"))
+
+
+def test_a_new_version_of_the_code_forgets_the_old_ones(tmp_path, monkeypatch):
+    import brainlike._utils.memo as memo_mod
+
+    old = Memo("t", root=tmp_path)
+    old.put(old.key("x"), 1)
+    assert old.get(old.key("x")) == 1
+    monkeypatch.setattr(memo_mod, "code_digest", lambda: "f" * 64)
+    new = Memo("t", root=tmp_path)
+    assert new.get(new.key("x")) is None  # another version of the code: another key
+    new.put(new.key("x"), 2)
+    assert [p.name for p in tmp_path.iterdir()] == ["f" * 16]

@@ -143,11 +143,11 @@ def test_report_draws_only_the_sections_that_changed(tmp_path, monkeypatch):
 
     a, b = model("alpha", _links("alpha")), model("beta", _links("beta"))
     build_report([a, b], None, tmp_path / "one.html")
-    memo = tmp_path / "build" / "memo" / "report-section"
-    assert len(list(memo.glob("*.pkl"))) == 2
+    memo = tmp_path / "build" / "memo"
+    assert len(list(memo.glob("*/report-section/*.pkl"))) == 2
     b2 = ModelReport(**{**b.__dict__, "links": _links("beta").assign(dice=[0.3, 0.5, 0.35, 0.05])})
     c = model("gamma", _links("gamma"))
     page = build_report([a, b2, c], None, tmp_path / "two.html").read_text()
-    assert len(list(memo.glob("*.pkl"))) == 4  # beta changed and gamma is new: two sections drawn
+    assert len(list(memo.glob("*/report-section/*.pkl"))) == 4  # beta changed and gamma is new: two sections drawn
     monkeypatch.setenv("BRAINLIKE_MEMO", "0")
     assert build_report([a, b2, c], None, tmp_path / "fresh.html").read_text() == page

@@ -177,7 +177,7 @@ def test_metrics_from_the_memo_are_the_same_bytes(study, outputs, tmp_path, monk
 
     names = ("organization.json", "organization.parquet", "recovery.json", "alice.json")
     first = {n: (Path(study.paths.metrics) / n).read_bytes() for n in names}
-    assert list((build_dir() / "memo" / "metrics-model").glob("*.pkl"))
+    assert list((build_dir() / "memo").glob("*/metrics-model/*.pkl"))
     run_metrics(study, metrics_dir=tmp_path / "hit")
     monkeypatch.setenv("BRAINLIKE_MEMO", "0")
     run_metrics(study, metrics_dir=tmp_path / "off")

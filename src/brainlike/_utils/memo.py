@@ -15,7 +15,9 @@ everything it is computed from and returns the stored result when the key is kno
 A value is stored with pickle, so a hit returns the objects a miss returned (numpy scalars
 stay numpy scalars) and the stage writes the same bytes either way; the tests compare a hit
 with a fresh computation. An input the key cannot represent raises ``TypeError`` rather than
-being left out. ``BRAINLIKE_MEMO=0`` turns the memo off; deleting ``build/memo`` empties it.
+being left out. Entries live in one folder per version of the code, and the first entry of a new
+version removes the others, so the memo holds one version's results (a few MB for the default
+run). ``BRAINLIKE_MEMO=0`` turns the memo off; deleting ``build/memo`` empties it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
@@ -109,8 +112,10 @@ class Memo:
 
     def __init__(self, namespace: str, root: str | Path | None = None):
         self.enabled = os.environ.get(MEMO_ENV, "1") != "0"
-        self.folder = Path(root) if root is not None else build_dir() / MEMO_DIR
-        self.folder = self.folder / namespace
+        self.root = Path(root) if root is not None else build_dir() / MEMO_DIR
+        # one folder per version of the code: entries of another version can never be hit again
+        self.version = code_digest()[:16]
+        self.folder = self.root / self.version / namespace
 
     def key(self, *parts: Any) -> str:
         """sha256 of the code (:func:`code_digest`) and ``parts``."""
@@ -138,6 +143,8 @@ class Memo:
         if self.enabled:
             tmp = None
             try:
+                if not (self.root / self.version).is_dir():
+                    self._forget_other_versions()
                 self.folder.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
                 with os.fdopen(fd, "wb") as f:
@@ -147,6 +154,13 @@ class Memo:
                 if tmp is not None:
                     Path(tmp).unlink(missing_ok=True)
         return value
+
+    def _forget_other_versions(self) -> None:
+        """Remove what other versions of the code stored (the memo holds one version at a time)."""
+        if self.root.is_dir():
+            for other in self.root.iterdir():
+                if other.name != self.version:
+                    shutil.rmtree(other, ignore_errors=True)
 
     def __call__(self, fn, *parts: Any) -> Any:
         """``fn()`` the first time ``parts`` are seen, the stored result afterwards."""
