@@ -238,6 +238,7 @@ def test_a_stage_taken_out_of_dvc_yaml_leaves_nothing_behind(tmp_path, capsys, m
         "gather": {"cmd": "ls out > listing", "deps": ["out"], "outs": ["listing"]},
     }
     ws = _project(tmp_path / "ws", stages)
+    assert _dvc(ws, "config", "core.autostage", "true").returncode == 0  # as the project's .dvc/config
     (ws / "params.yaml").write_text("items: [x, y]\n")
     assert _repro(ws, "-j", "2") == 0
     _git(ws, "add", "-A")

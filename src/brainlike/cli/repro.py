@@ -123,10 +123,12 @@ def prune_removed(root: str | os.PathLike = ".", out=None) -> list[str]:
     with Repo(str(top)) as repo:
         names = {s.name for s in repo.index.stages if Path(s.path).parent == top}
         current = [Path(o.fs_path).resolve() for s in repo.index.stages for o in s.outs]
+        autostage = bool(repo.config["core"].get("autostage")) and type(repo.scm).__name__ == "Git"
     gone = [s for s in entries if s not in names]
     if not gone:
         return []
     out = sys.stdout if out is None else out
+    touched = [lock]
     for s in gone:
         for o in entries[s].get("outs") or []:
             path = (top / str(o.get("path", ""))).resolve()
@@ -142,6 +144,7 @@ def prune_removed(root: str | os.PathLike = ".", out=None) -> list[str]:
                 lines = ignore.read_text().splitlines(keepends=True)
                 kept = [ln for ln in lines if ln.rstrip("\n") != f"/{path.name}"]
                 if kept != lines:
+                    touched.append(ignore)
                     if kept:
                         write_text_atomic(ignore, "".join(kept))
                     else:
@@ -151,6 +154,9 @@ def prune_removed(root: str | os.PathLike = ".", out=None) -> list[str]:
     with modify_yaml(str(lock)) as data:
         for s in gone:
             data["stages"].pop(s, None)
+    if autostage:  # as DVC stages what it writes (core.autostage), so git status shows no half-staged file
+        subprocess.run(["git", "add", "-A", "--", *(str(t.relative_to(top)) for t in touched)], cwd=top,
+                       check=False, capture_output=True)
     return gone
 
 
