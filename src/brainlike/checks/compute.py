@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from .._utils.compute import open_executor
+from .._utils.memo import MEMO_ENV
 from ..config import load_params
 from ..encoding.stage import run_baseline, run_encode
 from ..metrics.outputs import ORGANIZATION_FILE
@@ -79,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
                          "those models' entries, without the BH q of the twin comparisons (their family is the "
                          "trained models that ran)")
     args = ap.parse_args(argv)
+    # recompute every model's metrics: the check compares computations, not the memo's keys
+    before = os.environ.get(MEMO_ENV)
+    os.environ[MEMO_ENV] = "0"
+    try:
+        return _check(args)
+    finally:
+        if before is None:
+            os.environ.pop(MEMO_ENV, None)
+        else:
+            os.environ[MEMO_ENV] = before
+
+
+def _check(args) -> int:
     real = load_params(args.params)
     reference = args.reference or Path(real.paths.metrics) / ORGANIZATION_FILE
     if not reference.is_file():
