@@ -118,8 +118,8 @@ class Memo:
         self.folder = self.root / self.version / namespace
 
     def key(self, *parts: Any) -> str:
-        """sha256 of the code (:func:`code_digest`) and ``parts``."""
-        h = hashlib.sha256(code_digest().encode())
+        """sha256 of ``parts`` (the code's version is the folder, :attr:`version`)."""
+        h = hashlib.sha256()
         _feed(h, list(parts))
         return h.hexdigest()
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
@@ -82,15 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                          "trained models that ran)")
     args = ap.parse_args(argv)
     # recompute every model's metrics: the check compares computations, not the memo's keys
-    before = os.environ.get(MEMO_ENV)
-    os.environ[MEMO_ENV] = "0"
-    try:
+    with mock.patch.dict(os.environ, {MEMO_ENV: "0"}):
         return _check(args)
-    finally:
-        if before is None:
-            os.environ.pop(MEMO_ENV, None)
-        else:
-            os.environ[MEMO_ENV] = before
 
 
 def _check(args) -> int:

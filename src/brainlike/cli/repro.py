@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._utils.atomic import write_text_atomic
+from .._utils.yamlio import safe_load  # libyaml: dvc.lock is read after every stage
 from .._utils.reproducible import build_dir
 
 TIMES_FILE = "repro-times.json"
@@ -67,11 +68,17 @@ class Plan:
     changed: frozenset[str] = frozenset()
 
 
-def plan(root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
-    """Read the stage graph and the changed stages from DVC (``targets``: these and their upstream)."""
+def plan(root: str | os.PathLike = ".", targets: Sequence[str] = (), prune: bool = False) -> Plan:
+    """Read the stage graph and the changed stages from DVC (``targets``: these and their upstream).
+
+    ``prune``: first forget the stages ``dvc.lock`` has and ``dvc.yaml`` no longer has
+    (:func:`prune_removed`), so that the status is that of the clone without them.
+    """
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
+        if prune:
+            prune_removed(repo)
         graph = repo.index.graph
         stages = list(repo.index.stages)
         top = Path(repo.root_dir)
@@ -98,65 +105,50 @@ def plan(root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
     return Plan(order, upstream, [s for s in order if s in todo], frozenset(changed & todo))
 
 
-def prune_removed(root: str | os.PathLike = ".", out=None) -> list[str]:
-    """Forget the stages that ``dvc.lock`` records and ``dvc.yaml`` no longer has.
+def prune_removed(repo, out=None) -> list[str]:
+    """Forget the stages that ``dvc.lock`` records and ``dvc.yaml`` no longer has (``repo``: an open DVC Repo).
 
     A model (or dataset) taken out of params.yaml takes its ``foreach`` stages out of
     ``dvc.yaml``, but DVC keeps their ``dvc.lock`` entries, their outputs on disk and their
     ``.gitignore`` lines: the folders left in ``data/encoding/`` then change the hash of every
     stage that reads the whole folder, and the clone no longer matches the commit it came from.
     Each removed stage's outputs (still in DVC's cache, so ``dvc checkout`` of an older commit
-    brings them back) are deleted with their ``.gitignore`` lines, and its entry leaves
+    brings them back) are deleted and their ``.gitignore`` lines removed as ``dvc remove`` does
+    (DVC's SCM context, which stages the edits under ``core.autostage``); the entry leaves
     ``dvc.lock``. An output inside, or holding, a current stage's output is left alone.
     Returns the removed stages.
     """
     import shutil
 
-    from dvc.repo import Repo
     from dvc.utils.serialize import modify_yaml
 
-    top = Path(root).resolve()
+    top = Path(repo.root_dir).resolve()
     lock = top / "dvc.lock"
     entries = _read_lock(lock)
-    if not entries:
-        return []
-    with Repo(str(top)) as repo:
-        names = {s.name for s in repo.index.stages if Path(s.path).parent == top}
-        current = [Path(o.fs_path).resolve() for s in repo.index.stages for o in s.outs]
-        autostage = bool(repo.config["core"].get("autostage")) and type(repo.scm).__name__ == "Git"
+    names = {s.name for s in repo.index.stages if Path(s.path).parent == top}
     gone = [s for s in entries if s not in names]
     if not gone:
         return []
+    current = [Path(o.fs_path).resolve() for s in repo.index.stages for o in s.outs]
     out = sys.stdout if out is None else out
-    touched = [lock]
-    for s in gone:
-        for o in entries[s].get("outs") or []:
-            path = (top / str(o.get("path", ""))).resolve()
-            if path == top or top not in path.parents or any(
-                    path == c or c in path.parents or path in c.parents for c in current):
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
-            ignore = path.parent / ".gitignore"
-            if ignore.is_file():
-                lines = ignore.read_text().splitlines(keepends=True)
-                kept = [ln for ln in lines if ln.rstrip("\n") != f"/{path.name}"]
-                if kept != lines:
-                    touched.append(ignore)
-                    if kept:
-                        write_text_atomic(ignore, "".join(kept))
-                    else:
-                        ignore.unlink()
-        print(f"brainlike repro: {s} is no longer in dvc.yaml: its outputs and dvc.lock entry removed",
-              file=out, flush=True)
-    with modify_yaml(str(lock)) as data:
+    with repo.scm_context(quiet=True):
         for s in gone:
-            data["stages"].pop(s, None)
-    if autostage:  # as DVC stages what it writes (core.autostage), so git status shows no half-staged file
-        subprocess.run(["git", "add", "-A", "--", *(str(t.relative_to(top)) for t in touched)], cwd=top,
-                       check=False, capture_output=True)
+            for o in entries[s].get("outs") or []:
+                path = (top / str(o.get("path", ""))).resolve()
+                if path == top or top not in path.parents or any(
+                        path == c or c in path.parents or path in c.parents for c in current):
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+                repo.scm_context.ignore_remove(str(path))
+            print(f"brainlike repro: {s} is no longer in dvc.yaml: its outputs and dvc.lock entry removed",
+                  file=out, flush=True)
+        with modify_yaml(str(lock)) as data:
+            for s in gone:
+                data["stages"].pop(s, None)
+        repo.scm_context.track_file(os.path.relpath(lock))
     return gone
 
 
@@ -198,14 +190,6 @@ def _run_one(stage: str, dvc: Sequence[str], log_dir: str) -> tuple[int, float, 
     return rc, t0, time.time(), text
 
 
-def _yaml_load(text: str):
-    """``yaml.safe_load`` on libyaml when PyYAML has it: dvc.lock is read after every stage, and
-    the pure-Python parser takes ~0.1 s for it (~4 s of a cold run's critical path)."""
-    import yaml
-
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
 def _read_lock(lock_path: Path) -> dict:
     """``dvc.lock``'s ``stages`` mapping ({} without the file).
 
@@ -216,7 +200,7 @@ def _read_lock(lock_path: Path) -> dict:
 
     for attempt in range(20):
         try:
-            data = _yaml_load(lock_path.read_text()) if lock_path.exists() else {}
+            data = safe_load(lock_path.read_text()) if lock_path.exists() else {}
             return (data or {}).get("stages") or {}
         except (OSError, yaml.YAMLError):
             if attempt == 19:
@@ -225,35 +209,34 @@ def _read_lock(lock_path: Path) -> dict:
     raise AssertionError("unreachable")
 
 
-def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
-    """Each of ``stages``' ``outs`` entries (path and hash) in ``dvc.lock``; a stage absent there
-    is left out, and so is every stage when the file cannot be read (they then count as rewritten)."""
+def _lock_entries(lock_path: Path) -> dict:
+    """:func:`_read_lock`, or {} when the file cannot be read (every stage then counts as changed)."""
     import yaml
 
     try:
-        entries = _read_lock(lock_path)
+        return _read_lock(lock_path)
     except (OSError, yaml.YAMLError):
         return {}
+
+
+def _lock_outs(lock_path: Path, stages) -> dict[str, list]:
+    """Each of ``stages``' ``outs`` entries (path and hash) in ``dvc.lock``; a stage absent there
+    is left out, and so is every stage when the file cannot be read (they then count as rewritten)."""
+    entries = _lock_entries(lock_path)
     return {s: [(o.get("path"), o.get("md5")) for o in entries[s].get("outs") or []]
             for s in stages if isinstance(entries.get(s), dict)}
 
 
-def _inputs_unchanged(stage: str, rewritten: set[str], lock_path: Path) -> bool:
+def _inputs_unchanged(stage: str, rewritten: set[str], entries: Mapping) -> bool:
     """Whether every input ``stage`` takes from the outputs of the stages in ``rewritten`` is a
-    file whose md5 is still the one ``dvc.lock`` records for it (DVC 3's ``hash: md5``: of the
-    bytes). A folder, a missing file or an entry this cannot read counts as changed.
+    file whose md5 is still the one ``dvc.lock`` (``entries``) records for it (DVC 3's ``hash:
+    md5``: of the bytes). A folder, a missing file or an entry this cannot read counts as changed.
 
     ``materialise`` rewrites ``data/models/`` when a model is added, and each ``extract@<model>``
     reads only its own ``by-model/<model>.json`` in it: the other models need not be asked.
     """
     import hashlib
 
-    import yaml
-
-    try:
-        entries = _read_lock(lock_path)
-    except (OSError, yaml.YAMLError):
-        return False
     mine = entries.get(stage)
     if not isinstance(mine, dict) or not mine.get("outs"):  # outs come last: an entry read whole
         return False
@@ -310,8 +293,11 @@ def run(p: Plan, jobs: int, dvc: Sequence[str] = ("dvc",), cost: Mapping[str, fl
             if rc_first == 0:
                 # ready: not started, and every planned stage it reads from has finished
                 ready = [s for s in p.todo if s in todo and not (p.upstream[s] & planned - done)]
-                idle = [s for s in ready if s not in p.changed and (
-                    not (p.upstream[s] & rewrote) or _inputs_unchanged(s, p.upstream[s] & rewrote, lock))]
+                waiting = [s for s in ready if s not in p.changed]
+                # dvc.lock is parsed once a pass, and only when a waiting stage reads a rewritten output
+                entries = _lock_entries(lock) if any(p.upstream[s] & rewrote for s in waiting) else {}
+                idle = [s for s in waiting if not (p.upstream[s] & rewrote)
+                        or _inputs_unchanged(s, p.upstream[s] & rewrote, entries)]
                 for s in idle:
                     todo.discard(s)
                     done.add(s)
@@ -399,8 +385,7 @@ def repro_main(argv: Sequence[str] | None = None) -> int:
         parser.error("--jobs must be at least 1")
     dvc = [sys.executable, "-m", "dvc"]
     t0 = time.time()
-    prune_removed(".")
-    p = plan(".", args.targets)
+    p = plan(".", args.targets, prune=True)
     if not p.todo:
         print("Data and pipelines are up to date.")
         return 0

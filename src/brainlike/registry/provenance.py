@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from .._utils.yamlio import safe_load
 from ..errors import DataError
 
 PACKAGES = ("brainlike", "mlflow", "dvc", "numpy", "scipy", "scikit-learn", "torch", "transformers",
@@ -109,7 +110,7 @@ def read_dvc_lock(path: str | Path, models: Iterable[str] | None = None) -> tupl
     if not path.is_file():
         return {}, {}
     try:
-        lock = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # libyaml: ~8x faster
+        lock = safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise DataError(path, f"not valid YAML: {exc}") from None
     stages = lock.get("stages") if isinstance(lock, dict) else None
