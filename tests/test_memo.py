@@ -72,3 +72,30 @@ def test_a_new_version_of_the_code_forgets_the_old_ones(tmp_path, monkeypatch):
     assert new.get(new.key("x")) is None  # another version of the code: another key
     new.put(new.key("x"), 2)
     assert [p.name for p in tmp_path.iterdir()] == ["f" * 16]
+
+
+def test_a_cell_is_kept_as_links_and_given_back_whole(tmp_path, monkeypatch):
+    """put_dir keeps a folder's files as hard links (no second copy of the bytes) with a value;
+    get_dir links them into a new folder; a miss, or the memo off, leaves nothing there."""
+    import os
+
+    memo = Memo("cells", root=tmp_path / "memo")
+    src = tmp_path / "out" / "cell"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.npz").write_bytes(b"a" * 100)
+    (src / "sub" / "b.json").write_text("{}")
+    memo.put_dir("k", src, {"r": np.float32(0.5)})
+    entry = memo.folder / "k.d" / "files" / "a.npz"
+    assert os.stat(entry).st_ino == os.stat(src / "a.npz").st_ino
+    got = memo.get_dir("k", tmp_path / "back")
+    assert type(got["r"]) is np.float32 and got["r"] == 0.5
+    assert {f.relative_to(tmp_path / "back").as_posix() for f in (tmp_path / "back").rglob("*") if f.is_file()} == {
+        "a.npz", "sub/b.json"}
+    assert (tmp_path / "back" / "a.npz").read_bytes() == b"a" * 100
+    assert memo.get_dir("other", tmp_path / "none") is None and not (tmp_path / "none").exists()
+    (memo.folder / "k.d" / "value.pkl").write_bytes(b"broken")
+    assert memo.get_dir("k", tmp_path / "broken") is None and not (tmp_path / "broken").exists()
+    monkeypatch.setenv(MEMO_ENV, "0")
+    off = Memo("cells", root=tmp_path / "memo")
+    off.put_dir("k2", src, 1)
+    assert off.get_dir("k2", tmp_path / "off") is None and not (memo.folder / "k2.d").exists()

@@ -10,7 +10,8 @@ everything it is computed from and returns the stored result when the key is kno
 - the **code**: the sha256 of every source file of the ``brainlike`` package, so any change
   of the package forgets everything (a memo only has to serve a change of the *data*, such
   as one more model);
-- the **libraries** that compute or draw it (numpy, pandas, scipy, matplotlib, nilearn).
+- the **libraries** that compute or draw it (numpy, pandas, scipy, matplotlib, nilearn,
+  scikit-learn, torch, transformers).
 
 A value is stored with pickle, so a hit returns the objects a miss returned (numpy scalars
 stay numpy scalars) and the stage writes the same bytes either way; the tests compare a hit
@@ -18,6 +19,12 @@ with a fresh computation. An input the key cannot represent raises ``TypeError``
 being left out. Entries live in one folder per version of the code, and the first entry of a new
 version removes the others, so the memo holds one version's results (a few MB for the default
 run). ``BRAINLIKE_MEMO=0`` turns the memo off; deleting ``build/memo`` empties it.
+
+The per-model stages keep a **cell** per (model, stimulus) the same way (:meth:`Memo.put_dir`,
+:meth:`Memo.get_dir`): the files of the cell's output folder, hard-linked (a second name for the
+bytes DVC also links into its cache, not a copy), and a small value. DVC re-runs a model's stage
+whole when one dataset is added or removed, since its inputs are folders of every dataset; the
+cells of the other datasets are then linked back instead of computed again.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from .reproducible import build_dir
 
 MEMO_ENV = "BRAINLIKE_MEMO"
 MEMO_DIR = "memo"
-LIBRARIES = ("numpy", "pandas", "scipy", "matplotlib", "nilearn")
+LIBRARIES = ("numpy", "pandas", "scipy", "matplotlib", "nilearn", "scikit-learn", "torch", "transformers")
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +104,30 @@ def _feed(h, part: Any) -> None:
         _feed(h, part.model_dump(mode="json"))
     else:
         raise TypeError(f"memo key: cannot hash a {type(part).__name__}")
+
+
+def folder_files(folder: str | Path) -> list[tuple[str, Path]]:
+    """A key part for a whole folder: each file's relative path and the file (hashed by content)."""
+    folder = Path(folder)
+    return [(f.relative_to(folder).as_posix(), f) for f in sorted(folder.rglob("*"))
+            if f.is_file() and "__pycache__" not in f.relative_to(folder).parts]
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """``dest`` (new) with the files of ``src`` under the same relative paths: hard links where the
+    file system allows, copies elsewhere. Outputs are never rewritten in place (they are written
+    to a temporary and renamed), so a linked file is never changed under the memo."""
+    dest.mkdir(parents=True)
+    for f in sorted(src.rglob("*")):
+        to = dest / f.relative_to(src)
+        if f.is_dir():
+            to.mkdir(exist_ok=True)
+            continue
+        to.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, to)
+        except OSError:
+            shutil.copy2(f, to)
 
 
 class Memo:
@@ -154,6 +185,45 @@ class Memo:
                 if tmp is not None:
                     Path(tmp).unlink(missing_ok=True)
         return value
+
+    def put_dir(self, key: str, src: str | Path, value: Any = None) -> None:
+        """Keep the files of folder ``src`` (hard links, copies across file systems) and ``value``.
+
+        Atomic like :meth:`put`; a cell that cannot be written only costs the next run its time.
+        """
+        if not self.enabled:
+            return
+        src, tmp = Path(src), None
+        try:
+            if not (self.root / self.version).is_dir():
+                self._forget_other_versions()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=self.folder, suffix=".tmp"))
+            _link_tree(src, tmp / "files")
+            (tmp / "value.pkl").write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            final = self.folder / f"{key}.d"
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except OSError:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def get_dir(self, key: str, dest: str | Path, default: Any = None) -> Any:
+        """Link the stored cell's files into the new folder ``dest``; its value, or ``default``
+        (nothing is left at ``dest`` then: a miss, the memo off, an unreadable entry)."""
+        if not self.enabled:
+            return default
+        entry, dest = self.folder / f"{key}.d", Path(dest)
+        try:
+            value = pickle.loads((entry / "value.pkl").read_bytes())
+            if not (entry / "files").is_dir():
+                return default
+            _link_tree(entry / "files", dest)
+            return value
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            shutil.rmtree(dest, ignore_errors=True)
+            return default
 
     def _forget_other_versions(self) -> None:
         """Remove what other versions of the code stored (the memo holds one version at a time)."""
