@@ -456,3 +456,61 @@ def test_materialise_writes_one_manifest_per_model(tmp_path, tiny_dirs):
     stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
     deps = stages["extract"]["do"]["deps"]
     assert "${extract.model_cache}/by-model/${key}.json" in deps and "${extract.model_cache}" not in deps
+
+
+def test_an_added_dataset_extracts_only_its_own_stimuli(tmp_path, tiny_dirs, monkeypatch):
+    """DVC re-runs extract@<model> whole when a dataset is added or removed; the stimuli of the
+    other datasets are linked back from the memo (no model loaded, the same bytes), and only the
+    new dataset's stimulus is extracted."""
+    import brainlike.activations.stage as stage_mod
+    from brainlike.activations.stage import run_extract
+    from brainlike.config import parse_params
+    from brainlike.data.run import Run
+    from brainlike.data.store import write_store
+
+    stim = _stimulus()
+    n_trs = stim.grids[0].n_trs
+    rng = np.random.default_rng(0)
+
+    def run(dataset, task, words):
+        return Run(dataset, "01", task, 2.0, "roi", rng.standard_normal((n_trs, 3)).astype(np.float32),
+                   pd.DataFrame({"trans_x": np.zeros(n_trs)}), words, target_names=["A", "B", "C"])
+
+    runs = [run("story", "sea", stim.words), run("other", "lake", stim.words.iloc[: len(stim.words) // 2])]
+    write_store(runs, tmp_path / "prepared")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    params = parse_params({
+        "paths": {"prepared": str(tmp_path / "prepared"), "metrics": str(metrics)},
+        "embedded": {"enabled": False}, "compute": {"scheduler": "serial"},
+        "models": {"tiny": {"generation": "g", "source": f"path:{tiny_dirs['bert']}", "context": 64, "stride": 32}},
+        "extract": {"output": str(tmp_path / "act"), "scratch": str(tmp_path / "partial"),
+                    "model_cache": str(tmp_path / "cache"), "chunk_ans": 64},
+    })
+    out = tmp_path / "act" / "tiny"
+
+    def extract(valid):
+        (metrics / "validation.json").write_text(json.dumps({"valid_runs": valid}))
+        if out.exists():
+            shutil.rmtree(out)  # DVC deletes a stage's outputs before it runs
+        return run_extract(["tiny"], params)
+
+    def files(d):
+        return {f.relative_to(d).as_posix(): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
+
+    assert extract([runs[0].run_id]) == {"tiny": {"story_task-sea": "written"}}
+    first = files(out / "story_task-sea")
+    loads = []
+    real_load = stage_mod.load_model
+    monkeypatch.setattr(stage_mod, "load_model", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    # the dataset added: only its stimulus is extracted
+    assert extract([r.run_id for r in runs]) == {"tiny": {"other_task-lake": "written", "story_task-sea": "memo"}}
+    assert len(loads) == 1 and files(out / "story_task-sea") == first
+    # removed again: nothing to extract, no model loaded
+    assert extract([runs[0].run_id]) == {"tiny": {"story_task-sea": "memo"}}
+    assert len(loads) == 1 and files(out / "story_task-sea") == first
+    assert json.loads((out / "index.json").read_text())["stimuli"] == ["story_task-sea"]
+    # what the memo gives is what an extraction writes
+    monkeypatch.setenv("BRAINLIKE_MEMO", "0")
+    assert extract([runs[0].run_id]) == {"tiny": {"story_task-sea": "written"}}
+    assert len(loads) == 2 and files(out / "story_task-sea") == first

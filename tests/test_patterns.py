@@ -190,3 +190,39 @@ def test_stage_constant_an_names_layer_and_unit(tmp_path):
     assert not (tmp_path / "patterns" / "toy").exists()
     with pytest.raises(DataError, match="no extracted activations"):
         run_patterns("other", cfg, tmp_path / "acts", tmp_path / "metrics")
+
+
+def test_stage_links_unchanged_stimuli_from_the_memo(tmp_path, monkeypatch):
+    """A stimulus removed (another dataset taken out): the remaining one comes from the memo with
+    the bytes and metrics a fit gives (checked with BRAINLIKE_MEMO=0); a changed one is refitted."""
+    import shutil
+
+    from brainlike._utils.reproducible import build_dir
+
+    X = np.random.default_rng(3).standard_normal((40, 90)).astype(np.float32)
+    folder = _store(tmp_path / "acts", X, n_layers=3)
+    shutil.copytree(folder, folder.parent / "stim2")
+    cfg = PatternsConfig(output=tmp_path / "patterns", n_atoms=4, n_iter=3, batch_size=32, device="cpu")
+
+    def run():
+        if (tmp_path / "patterns").exists():
+            shutil.rmtree(tmp_path / "patterns")  # DVC deletes a stage's outputs before it runs
+        m = run_patterns("toy", cfg, tmp_path / "acts", tmp_path / "metrics")
+        out = tmp_path / "patterns" / "toy"
+        files = {f.relative_to(out).as_posix(): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+        fit = json.loads((build_dir() / "timings" / "patterns@toy.json").read_text())["timings"]["stimuli"]
+        return m, files, (tmp_path / "metrics" / "patterns" / "toy.json").read_bytes(), fit
+
+    m1, f1, j1, _ = run()
+    shutil.rmtree(folder.parent / "stim2")
+    m2, f2, j2, fit = run()
+    assert fit == {"stim": {"fit_s": None}}  # from the memo
+    assert m2 == {"stim": m1["stim"]} and f2 == {k: v for k, v in f1.items() if k.startswith("stim/")}
+    monkeypatch.setenv("BRAINLIKE_MEMO", "0")
+    m3, f3, j3, fit = run()
+    assert fit["stim"]["fit_s"] is not None and (m3, f3, j3) == (m2, f2, j2)
+    monkeypatch.delenv("BRAINLIKE_MEMO")
+    shutil.rmtree(tmp_path / "acts")
+    _store(tmp_path / "acts", X[::-1].copy(), n_layers=3)  # other activations in the same folder: refitted
+    m4, f4, _, fit = run()
+    assert fit["stim"]["fit_s"] is not None and f4["stim/codes.npz"] != f2["stim/codes.npz"]

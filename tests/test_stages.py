@@ -310,3 +310,47 @@ def test_bounds_run_the_same_chain(study, outputs):
                                                                             "n_subjects": N_SURFACE}
     assert set(json.loads((Path(study.paths.metrics) / "networks" / "bounds.json").read_text())["models"]) == {
         "oracle", "null"}
+
+
+def test_a_changed_dataset_refits_only_its_own_cells(study, outputs, tmp_path, monkeypatch):
+    """DVC re-runs encode@<model> and networks@<model> whole when another dataset changes their
+    input folders; the stimuli whose inputs are unchanged come from the memo, byte for byte what a
+    fit writes (checked with ``BRAINLIKE_MEMO=0``), and only the changed one is fitted."""
+    import shutil
+
+    from brainlike._utils.reproducible import build_dir
+
+    p = study
+    val = Path(p.paths.metrics) / "validation.json"
+    patterns = tmp_path / "patterns"
+    shutil.copytree(p.patterns.output, patterns)
+
+    def files(d):
+        return {f.relative_to(d).as_posix(): f.read_bytes() for f in sorted(Path(d).rglob("*")) if f.is_file()}
+
+    cfg = p.encoding.model_copy(update={"output": str(tmp_path / "enc")})
+
+    def encode():
+        run_encode("m", cfg, patterns, p.paths.prepared, val, p.paths.atlases, tmp_path / "metrics")
+        timings = json.loads((build_dir() / "timings" / "encode@m.json").read_text())["timings"]["stimuli"]
+        return files(tmp_path / "enc" / "m"), timings
+
+    first, _ = encode()
+    # another dataset's input changes: the Alice atoms of model m
+    _ = shutil.rmtree(patterns / "m" / "alice_task-alice"), _patterns(patterns, "m", "alice_task-alice", _atoms(5))
+    second, timings = encode()
+    assert timings["embedded_task-story"] == {"memo": True} and "total_s" in timings["alice_task-alice"]
+    story = [k for k in second if k.startswith("embedded_task-story/")]
+    assert story and all(first[k] == second[k] for k in story)
+    assert any(first[k] != v for k, v in second.items() if k.startswith("alice_task-alice/sub-"))
+    # the cells of a memo run are what a full fit writes
+    monkeypatch.setenv("BRAINLIKE_MEMO", "0")
+    off, timings = encode()
+    assert "total_s" in timings["embedded_task-story"] and off == second
+    monkeypatch.delenv("BRAINLIKE_MEMO")
+    # networks: a second run of an unchanged encoding folder is linked from the memo, the same bytes
+    nets = [run_networks(["m"], p.networks, tmp_path / "enc", p.paths.atlases, tmp_path / out, tmp_path / out)
+            for out in ("net1", "net2")]
+    assert nets[0] == nets[1] and files(tmp_path / "net1" / "m") == files(tmp_path / "net2" / "m")
+    # the second found every (model, stimulus) in the memo: it did not even build the rotations
+    assert json.loads((build_dir() / "timings" / "networks@m.json").read_text())["timings"]["spins_s"] == 0.0

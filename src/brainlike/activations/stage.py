@@ -10,28 +10,39 @@ time; the forward pass on ``extract.threads`` torch threads), or on Dask workers
 model themselves and write into ``extract.output`` (a filesystem shared with this process).
 Several models in one call let a cluster extract a whole model zoo at once; DVC runs one model
 per stage ``extract@<model>``.
+
+DVC re-runs ``extract@<model>`` whole when a dataset is added or removed (its input is the whole
+prepared store); a (model, stimulus) whose inputs are unchanged is then linked back from the
+memo (``build/memo``, :class:`~brainlike._utils.memo.Memo`), keyed by its extraction's
+``params_hash``, the stimulus, the gate's settings, the code and torch's version. The model is
+loaded only when some stimulus misses.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .._utils.atomic import write_text_atomic
 from .._utils.compute import cpu_threads, open_executor
 from .._utils.device import check_device
+from .._utils.memo import Memo
 from .._utils.offline import set_offline_env
 from ..config import Params
 from ..data import iter_runs
 from ..errors import BrainlikeError, ConfigError
 from ..stimulus import stimuli_from_runs
 from ..validation import read_valid_runs
-from .extract import extract_stimulus
+from .extract import extract_stimulus, params_hash
 from .gate import enforce_activation_gate, gate_in_helper, warm_gates
 from .models import load_model, model_family
 from .sources import materialise, needs_materialise, weights_revision
-from .vlm import event_stimuli_from_runs, extract_events, vlm_families
+from .phases import revision_of as weights_revision_of
+from .vlm import _images_provenance as images_provenance
+from .vlm import check_events, event_stimuli_from_runs, events_params_hash, extract_events, vlm_families
 
 
 def _torch_threads(cfg):
@@ -145,26 +156,83 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
     valid = read_valid_runs(Path(params.paths.metrics) / "validation.json")
     runs = list(iter_runs(params.paths.prepared, run_ids=valid))
     done: dict[str, dict[str, str]] = {name: {} for name in model_dirs}
+    # Cells (model, stimulus) whose inputs are unchanged are linked back from the memo (an added
+    # dataset re-runs this stage whole): no model is loaded and no gate runs for them.
+    memo = Memo("extract-cell")
+    todo: dict[str, list] = {}
+    for name, model_dir in model_dirs.items():
+        model = by_name[name]
+        vlm = model_family(model_dir).name in vlm_families()
+        # Vision-language models see image+caption events; text models see every stimulus's
+        # words (a movie's captions included). A VLM never gets a text-only stimulus.
+        for stim in (event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)):
+            key = memo.key(_cell_identity(model, cfg, params.validation, stim, model_dir, vlm))
+            final = Path(cfg.output) / name / stim.id
+            report = _restore_cell(memo, key, final)
+            if report is None:
+                todo.setdefault(name, []).append((stim, vlm, key))
+            else:
+                done[name][stim.id] = report["status"]
+                emit({"model": name, "stimulus": stim.id} | report)
+    if todo:
+        _extract_cells(todo, model_dirs, params, memo, done, emit)
+    # The stage's output always exists and says which stimuli this model saw (possibly none).
+    for name, stims in done.items():
+        write_text_atomic(Path(cfg.output) / name / "index.json",
+                          json.dumps({"model": name, "stimuli": sorted(stims)}, indent=1) + "\n")
+    return done
+
+
+def _cell_identity(model, cfg, vcfg, stim, model_dir: Path, vlm: bool) -> tuple:
+    """Everything a cell's files are computed from: its extraction's ``params_hash`` (weights,
+    stimulus, grids, settings), the stimulus itself, the gate's settings and torch's version."""
+    from importlib import metadata
+
+    revision = weights_revision_of(model, model_dir)
+    if vlm:
+        events = check_events(stim.events, stim.source)
+        phash = events_params_hash(model, cfg, events, stim.grids, revision, images_provenance(events))
+    else:
+        phash = params_hash(model, cfg, stim, revision)
+    return (model, cfg, vcfg, stim, str(model_dir), vlm, phash,
+            [metadata.version(p) for p in ("torch", "transformers")])
+
+
+def _restore_cell(memo: Memo, key: str, final: Path) -> dict | None:
+    """Link a memoised cell into ``final`` (one rename, as :func:`~.phases.publish` does); its
+    report, or None on a miss."""
+    tmp = final.parent / f".{final.name}.memo"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    report = memo.get_dir(key, tmp)
+    if report is None:
+        return None
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return report | {"status": "memo", "path": str(final)}
+
+
+def _extract_cells(todo: dict[str, list], model_dirs: dict, params: Params, memo: Memo,
+                   done: dict[str, dict[str, str]], emit: Callable[[dict], None]) -> None:
+    """Extract and gate the cells ``todo`` = {model: [(stimulus, vlm?, memo key)]}; memoise each gated set."""
+    cfg, by_name = params.extract, params.models
+    keys = {(name, stim.id): key for name, cells in todo.items() for stim, _, key in cells}
     # The activation gate runs in a helper process where there is a second core (``processes``):
     # it imports GX (~4 s) while this process loads the model, and gates one stimulus's set
     # while the next one is extracted. Sets are published (emitted, indexed) only once gated.
     with open_executor(params.compute) as ex, ex.side_process(warm_gates, (params.validation,)) as helper:
         # In process: one model in memory at a time, loaded once for all its stimuli. On Dask:
         # every (model, stimulus) at once, each worker task loading its own copy.
-        batches = [[name] for name in model_dirs] if ex.in_process else [list(model_dirs)]
+        batches = [[name] for name in todo] if ex.in_process else [list(todo)]
         for batch in batches:
             jobs = []
             for name in batch:
                 model, model_dir = by_name[name], model_dirs[name]
                 with _torch_threads(cfg):  # a random twin's initialisation too
                     loaded = load_model(model_dir, model.trained, model.seed, cfg.device) if ex.in_process else None
-                family = loaded.family if loaded else model_family(model_dir)
-                # Vision-language models see image+caption events; text models see every stimulus's
-                # words (a movie's captions included). A VLM never gets a text-only stimulus.
-                vlm = family.name in vlm_families()
-                stims = event_stimuli_from_runs(runs) if vlm else stimuli_from_runs(runs)
                 jobs += [(model, cfg, params.validation, stim, model_dir, vlm, loaded, helper is None)
-                         for stim in stims]
+                         for stim, vlm, _ in todo[name]]
             # fork=False: one model in memory per stage (the stages run side by side instead,
             # `brainlike repro`; the forward pass pins extract.threads). With a helper, one by one
             # here, so each set is handed to the gate as soon as it is written.
@@ -177,11 +245,7 @@ def run_extract(names: Sequence[str], params: Params, materialise_only: bool = F
             for name, stim_id, report, gated in results:
                 if gated is not None:
                     enforce_activation_gate(report["path"], params.validation, failures=_gate_result(gated))
+                memo.put_dir(keys[name, stim_id], report["path"], {k: v for k, v in report.items() if k != "path"})
                 done[name][stim_id] = report.get("status")
                 emit({"model": name, "stimulus": stim_id} | report)
             del jobs, loaded, results  # release this model before the next one loads
-    # The stage's output always exists and says which stimuli this model saw (possibly none).
-    for name, stims in done.items():
-        write_text_atomic(Path(cfg.output) / name / "index.json",
-                          json.dumps({"model": name, "stimuli": sorted(stims)}, indent=1) + "\n")
-    return done

@@ -51,6 +51,20 @@ def embedded_runs(params: Params) -> tuple[list[Run], dict[str, object]]:
     return runs, sidecars
 
 
+def _embedded_memo(params: Params) -> tuple[list[Run], dict[str, object]]:
+    """:func:`embedded_runs` through the memo, keyed by its settings, the atlases' files, the
+    embedded package's files (story, captions) and the packages its background and images come from."""
+    from importlib import metadata
+
+    from .._utils.memo import Memo, folder_files
+    from . import embedded
+
+    memo = Memo("prepare-embedded")
+    versions = [metadata.version(p) for p in ("brainspace", "scikit-image")]
+    return memo(lambda: embedded_runs(params), params.embedded, params.atlases, folder_files(params.paths.atlases),
+                folder_files(Path(embedded.__file__).parent), versions)
+
+
 def prepare_all(params: Params) -> dict:
     """Load every configured run and write ``paths.prepared`` atomically.
 
@@ -69,7 +83,8 @@ def prepare_all(params: Params) -> dict:
     sidecars: dict[str, object] = {}
     datasets: dict[str, dict] = {}
     if params.embedded.enabled:
-        emb, emb_sidecars = embedded_runs(params)
+        # built once per setting: DVC re-runs this stage whole when a dataset is added or removed
+        emb, emb_sidecars = _embedded_memo(params)
         runs += emb
         sidecars |= emb_sidecars
         datasets["embedded"] = {"kind": "embedded", "semi_synthetic": True, "n_runs": len(emb)}

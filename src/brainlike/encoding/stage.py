@@ -48,7 +48,9 @@ Wall times go to the untracked ``build/timings/encode@<name>.json`` (``encode_ba
 not to the DVC outputs: ``total_s`` of a stimulus is the seconds its run fits took (wherever they
 ran) plus its group level. The per-run fits are independent tasks (:class:`RunJob`, :func:`fit_run_job`) run where
 ``compute`` says (here, on forked processes, or on Dask workers); the group level and every write stay in
-the stage's process, so the outputs do not depend on where the fits ran.
+the stage's process, so the outputs do not depend on where the fits ran. A stimulus whose
+regressors, valid runs (by value) and settings are unchanged is linked back from the memo
+(``build/memo``): an added or removed dataset refits only its own stimuli.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_paths
 from .._utils.compute import cpu_threads, executor_for
+from .._utils.memo import Memo
 from .._utils.reproducible import write_timings
 from ..config import EncodingConfig
 from ..data.atlases import load_atlas
@@ -372,21 +375,34 @@ def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], b
     summaries: dict = {}
     timings: dict = {}
     nets_cache: dict = {}
+    # A stimulus whose regressors, runs and settings are unchanged is linked back from the memo:
+    # DVC re-runs the stage whole when another dataset's runs come or go.
+    memo = Memo("encode-cell")
+    keys, kept = {}, {}
+    for stim, atoms in items:
+        runs = by_stim.get(stim)
+        if not runs:
+            raise DataError(atoms[3] if atoms else None,
+                            f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
+        nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
+        keys[stim] = memo.key(name, stim, str(dest.name), cfg, atoms, runs, nets, baseline)
     with executor_for(compute) as ex:
         # every run of every stimulus is one independent task; the group level stays here
         # shared-response fits (several runs each, the longest tasks) go first, where tasks see memory
         jobs, per_stim, shared_jobs = [], [], []
         for stim, atoms in items:
-            runs = by_stim.get(stim)
-            if not runs:
-                raise DataError(atoms[3] if atoms else None,
-                                f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
+            runs = by_stim[stim]
+            if memo.enabled and (memo.folder / f"{keys[stim]}.d").is_dir():
+                per_stim.append((stim, runs, atoms, None))
+                continue
             nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
             per_stim.append((stim, runs, atoms, len(jobs)))
             jobs += [RunJob(r.run_id, str(prepared), cfg, nets, atoms, r if ex.in_process else None) for r in runs]
             if not baseline and cfg.shared:
                 shared_jobs.append((stim, SharedJob(runs, atoms, cfg, nets)))
-        if ex.in_process:
+        if not jobs:
+            shared_res, results = [], []
+        elif ex.in_process:
             done = ex.map(encode_task, [j for _, j in shared_jobs] + jobs, key_prefix=f"encode-{name}")
             shared_res, results = done[:len(shared_jobs)], done[len(shared_jobs):]
         else:
@@ -397,8 +413,19 @@ def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], b
     with atomic_paths(dest, *([metrics_path] if metrics_path else [])) as (tmp, *metrics_tmp):
         tmp.mkdir(parents=True)
         for stim, runs, atoms, i0 in per_stim:
+            if i0 is None:
+                s = memo.get_dir(keys[stim], tmp / stim)
+                if s is not None:
+                    summaries[stim], timings[stim] = s, {"memo": True}
+                    continue
+                # the entry went away since it was seen: fit this stimulus now
+                nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
+                res = [fit_run_job(RunJob(r.run_id, str(prepared), cfg, nets, atoms, r)) for r in runs]
+                sh = fit_shared_job(SharedJob(runs, atoms, cfg, nets)) if not baseline and cfg.shared else None
+            else:
+                res = results[i0:i0 + len(runs)]
+                sh = shared.get(stim)
             t = time.perf_counter()
-            res = results[i0:i0 + len(runs)]
             s = write_stimulus(res, cfg, tmp / stim)
             timings[stim] = s.pop("timing")
             if baseline:
@@ -406,7 +433,6 @@ def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], b
             else:
                 s["n_atoms"] = len(atoms[2])
                 if cfg.shared:
-                    sh = shared[stim]
                     (tmp / stim / SHARED_FILE).write_text(json.dumps(sh["report"], indent=1) + "\n")
                     s["shared"] = {"status": sh["report"]["status"]}
                     timings[stim]["shared_s"] = round(sh["shared_s"], 2)
@@ -415,6 +441,7 @@ def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], b
             timings[stim]["total_s"] = round(total, 2)
             s |= {"name": name, "stimulus": stim, "space": runs[0].space, "params": cfg.model_dump(mode="json")}
             (tmp / stim / SUMMARY_FILE).write_text(json.dumps(s, indent=1, default=float) + "\n")
+            memo.put_dir(keys[stim], tmp / stim, s)
             summaries[stim] = s
         brief = {
             stim: {"group": s["group"], "subjects": {k: {kk: v[kk] for kk in ("r_mean", "r_top", "n_glm_significant")}

@@ -24,7 +24,9 @@ Reads ``<encoding.output>/<model>/<stimulus>/group.npz`` (group z, valid vertice
 
 with ``<metrics>/networks/<model>.json`` (the same summary); the bounds go to
 ``<output>/bounds/`` (links.parquet, networks.json; model ``oracle`` | ``null``).
-:func:`~brainlike.networks.links.read_links` reads every model's table back as one.
+:func:`~brainlike.networks.links.read_links` reads every model's table back as one. A
+(model, stimulus) whose encoding folder, rotations and settings are unchanged comes from the memo
+(``build/memo``), so a changed dataset relinks only its own stimuli.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_paths
 from .._utils.compute import executor_for
+from .._utils.memo import Memo, folder_files
 from .._utils.reproducible import write_timings
 from ..errors import ConfigError, DataError
 from .match import LINK_COLUMNS, match_from_config, network_set
@@ -177,16 +180,28 @@ def run_networks(
     if bounds_root is not None and Path(bounds_root).is_dir():
         todo += [(b, f, BOUNDS_DIR) for b in sorted(p.name for p in Path(bounds_root).iterdir() if p.is_dir())
                  for f in surface_stimuli(bounds_root, b, n_v)]
-    t = time.perf_counter()
-    perms = spins_for(cfg, nets, spins_file) if todo else None
-    timings: dict = {"spins_s": round(time.perf_counter() - t, 2), "models": {}}  # build/timings, not DVC
-    with executor_for(compute) as ex:
-        shared = ex.share((nets, perms)) if todo else None
-        # marginal maps are linked on a model's primary stimulus only (the one its organization
-        # headline describes; a second spin family costs as much as the first), never for the bounds
-        prim = {m: primary_stimulus([f.name for mm, f, _ in todo if mm == m]) for m in models}
-        done = ex.map(match_task, [(str(f), m, cfg, g != BOUNDS_DIR and f.name == prim.get(m)) for m, f, g in todo],
-                      key_prefix="networks", shared=shared)
+    timings: dict = {"spins_s": 0.0, "models": {}}  # build/timings, not DVC
+    # marginal maps are linked on a model's primary stimulus only (the one its organization
+    # headline describes; a second spin family costs as much as the first), never for the bounds
+    prim = {m: primary_stimulus([f.name for mm, f, _ in todo if mm == m]) for m in models}
+    tasks = [(str(f), m, cfg, g != BOUNDS_DIR and f.name == prim.get(m)) for m, f, g in todo]
+    # a (model, stimulus) whose maps, rotations and settings are unchanged comes from the memo:
+    # DVC re-runs the stage whole when the model's encoding folder changes in another dataset
+    memo = Memo("networks-cell")
+    spins_part = Path(spins_file) if spins_file is not None else (cfg.n_spins, cfg.seed)
+    keys = [memo.key(m, f.name, g, marginal, cfg, folder_files(f), spins_part, nets)
+            for (m, f, g), (*_, marginal) in zip(todo, tasks)]
+    missing = object()
+    done = [memo.get(k, missing) for k in keys]
+    miss = [i for i, d in enumerate(done) if d is missing]
+    if miss:
+        t = time.perf_counter()
+        perms = spins_for(cfg, nets, spins_file)
+        timings["spins_s"] = round(time.perf_counter() - t, 2)
+        with executor_for(compute) as ex:
+            shared = ex.share((nets, perms))
+            for i, res in zip(miss, ex.map(match_task, [tasks[i] for i in miss], key_prefix="networks", shared=shared)):
+                done[i] = memo.put(keys[i], res)
     groups = list(dict.fromkeys(models)) + ([BOUNDS_DIR] if any(g == BOUNDS_DIR for *_, g in todo) else [])
     summary: dict = {}
     for group in groups:

@@ -16,7 +16,9 @@ The dictionary is fitted on the TR grid heard by most runs of the stimulus (the 
 ANs stream from the store chunk by chunk and are scaled to unit norm on the fly (never two copies
 of X). Metrics for DVC go to ``<metrics>/patterns/<model>.json``, written before either output is
 published and renamed after the data folder, so the two never disagree. Each stimulus is an
-independent task (:func:`fit_task`) run where ``compute`` says.
+independent task (:func:`fit_task`) run where ``compute`` says; a stimulus whose activation
+folder (every file, by content) and settings are unchanged is linked back from the memo
+(``build/memo``) instead, so an added dataset fits only its own stimuli.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import scipy.sparse as sp
 
 from .._utils.atomic import atomic_paths
 from .._utils.device import check_device
+from .._utils.memo import Memo, folder_files
 from .._utils.memory import limit_heap_growth
 from .._utils.compute import executor_for
 from .._utils.hashing import sha256_file
@@ -224,11 +227,25 @@ def run_patterns(model: str, cfg, activations_root: Path, metrics_dir: Path, com
     metrics_path = Path(metrics_dir) / METRICS_DIR / f"{model}.json"
     # both outputs are written before either is published (data first, then its metrics), so a
     # metrics folder that cannot be written leaves the previous data in place too
+    memo = Memo("patterns-cell")
     with atomic_paths(Path(cfg.output) / model, metrics_path) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
-        with executor_for(compute) as ex:
-            done = ex.map(fit_task, [(str(f), cfg, str(tmp / f.name)) for f in folders], key_prefix=f"patterns-{model}")
-        metrics: dict = dict(done)
+        # a stimulus whose activations and settings are unchanged is linked back from the memo
+        # (DVC re-runs the stage whole when another dataset's activations come or go)
+        keys = {f.name: memo.key(model, str(f), cfg, folder_files(f)) for f in folders}
+        metrics: dict = {}
+        for f in folders:
+            got = memo.get_dir(keys[f.name], tmp / f.name)
+            if got is not None:
+                metrics[f.name] = got | {"fit_s": None}
+        todo = [f for f in folders if f.name not in metrics]
+        if todo:
+            with executor_for(compute) as ex:
+                done = ex.map(fit_task, [(str(f), cfg, str(tmp / f.name)) for f in todo], key_prefix=f"patterns-{model}")
+            for stim, m in done:
+                memo.put_dir(keys[stim], tmp / stim, {k: v for k, v in m.items() if k != "fit_s"})
+                metrics[stim] = m
+        metrics = {f.name: metrics[f.name] for f in folders}
         timings = {stim: {"fit_s": m.pop("fit_s")} for stim, m in metrics.items()}
         metrics_tmp.write_text(json.dumps({"model": model, "stimuli": metrics}, indent=1) + "\n")
     write_timings(f"patterns@{model}", {"stimuli": timings, "total_s": round(time.perf_counter() - t0, 2)})
