@@ -174,9 +174,7 @@ class Memo:
         if self.enabled:
             tmp = None
             try:
-                if not (self.root / self.version).is_dir():
-                    self._forget_other_versions()
-                self.folder.mkdir(parents=True, exist_ok=True)
+                self._open_folder()
                 fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
                 with os.fdopen(fd, "wb") as f:
                     pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -195,9 +193,7 @@ class Memo:
             return
         src, tmp = Path(src), None
         try:
-            if not (self.root / self.version).is_dir():
-                self._forget_other_versions()
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self._open_folder()
             tmp = Path(tempfile.mkdtemp(dir=self.folder, suffix=".tmp"))
             _link_tree(src, tmp / "files")
             (tmp / "value.pkl").write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
@@ -224,6 +220,12 @@ class Memo:
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             shutil.rmtree(dest, ignore_errors=True)
             return default
+
+    def _open_folder(self) -> None:
+        """Create this namespace's folder; the first entry of a new code version forgets the others."""
+        if not (self.root / self.version).is_dir():
+            self._forget_other_versions()
+        self.folder.mkdir(parents=True, exist_ok=True)
 
     def _forget_other_versions(self) -> None:
         """Remove what other versions of the code stored (the memo holds one version at a time)."""

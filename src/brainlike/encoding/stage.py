@@ -378,14 +378,15 @@ def _run_all(name: str, dest: Path, items: Sequence[tuple[str, tuple | None]], b
     # A stimulus whose regressors, runs and settings are unchanged is linked back from the memo:
     # DVC re-runs the stage whole when another dataset's runs come or go.
     memo = Memo("encode-cell")
-    keys, kept = {}, {}
+    keys = {}
     for stim, atoms in items:
         runs = by_stim.get(stim)
         if not runs:
             raise DataError(atoms[3] if atoms else None,
                             f"stimulus {stim} has no valid prepared run (see metrics/validation.json)")
         nets = _networks_if_needed(runs, cfg, atlases_root, nets_cache)
-        keys[stim] = memo.key(name, stim, str(dest.name), cfg, atoms, runs, nets, baseline)
+        # hashing every run costs ~1 s a stage: only when the memo is on
+        keys[stim] = memo.key(name, stim, str(dest.name), cfg, atoms, runs, nets, baseline) if memo.enabled else ""
     with executor_for(compute) as ex:
         # every run of every stimulus is one independent task; the group level stays here
         # shared-response fits (several runs each, the longest tasks) go first, where tasks see memory
