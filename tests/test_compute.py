@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainlike._utils.compute import ENV_SCHEDULER, effective_scheduler, open_executor
+from brainlike._utils.compute import ENV_SCHEDULER, ENV_WORKERS, effective_scheduler, open_executor
 from brainlike.config import ComputeConfig
 from brainlike.encoding.stage import run_baseline, run_encode
 from brainlike.errors import BrainlikeError, ConfigError, DataError
@@ -91,6 +91,28 @@ def test_env_overrides_scheduler(monkeypatch):
     monkeypatch.setenv(ENV_SCHEDULER, "slurm")
     with pytest.raises(ConfigError, match=ENV_SCHEDULER):
         effective_scheduler(LOCAL2)
+
+
+def test_env_caps_the_workers(monkeypatch, tmp_path):
+    """``brainlike repro`` caps a stage's pool at its share of the cores; the results do not move."""
+    marker = tmp_path / "no-kill"
+    marker.write_text("0")
+    with open_executor(PROCESSES2) as ex:
+        want = ex.map(solve, range(6))
+    monkeypatch.setenv(ENV_WORKERS, "1")
+    with open_executor(PROCESSES2) as ex:
+        assert ex.n_workers == 1
+        assert len({pid for _, pid in ex.map(die_once, [(i, str(marker)) for i in range(4)])}) == 1
+        for w, g in zip(want, ex.map(solve, range(6)), strict=True):
+            np.testing.assert_array_equal(w, g)
+    monkeypatch.setenv(ENV_WORKERS, "8")  # a cap, never more workers than configured
+    with open_executor(PROCESSES2) as ex:
+        assert ex.n_workers == 2
+    for bad in ("0", "two"):
+        monkeypatch.setenv(ENV_WORKERS, bad)
+        with pytest.raises(ConfigError, match=ENV_WORKERS):
+            with open_executor(PROCESSES2):
+                pass
 
 
 def test_killed_worker_is_retried(tmp_path):

@@ -179,6 +179,22 @@ pathlib.Path("out", me).write_text(me)
 """
 
 
+def test_stages_side_by_side_share_the_cores(tmp_path, monkeypatch):
+    """Each stage's worker pool is capped at its share of the cores: all of them alone, half of
+    them beside another stage (two stages forking a worker per core ran slower on 2 cores)."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.delenv("BRAINLIKE_COMPUTE_WORKERS", raising=False)
+    env = f"{PY} -c \"import os; print(os.environ['BRAINLIKE_COMPUTE_WORKERS'])\""
+    stages = {"first": {"cmd": f"mkdir -p out && {env} > out/first", "outs": ["out/first"]}}
+    stages |= {s: {"cmd": f"{env} > out/{s}", "deps": ["out/first"], "outs": [f"out/{s}"]} for s in ("left", "right")}
+    stages["last"] = {"cmd": f"{env} > out/last", "deps": ["out/left", "out/right"], "outs": ["out/last"]}
+    ws = _project(tmp_path / "ws", stages)
+    assert _repro(ws, "-j", "2") == 0
+    cores = os.cpu_count() or 1
+    got = {s: int((ws / "out" / s).read_text()) for s in stages}
+    assert got == {"first": cores, "left": max(1, cores // 2), "right": max(1, cores // 2), "last": cores}
+
+
 def test_a_stage_that_uses_every_core_runs_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     stages = {name: {"cmd": f"{PY} mark.py {name} {'alone' if name.startswith('x') else 'shared'}",

@@ -20,7 +20,10 @@ per run, per (model, stimulus), ...) and params.yaml says *where* it runs::
   the caller: tasks take paths and read their own inputs from disk.
 
 ``BRAINLIKE_COMPUTE_SCHEDULER`` overrides ``compute.scheduler`` (as ``MLFLOW_TRACKING_URI``
-overrides the registry's uri). Tasks are module-level functions with picklable arguments. On a
+overrides the registry's uri). ``BRAINLIKE_COMPUTE_WORKERS`` caps the ``processes`` and ``local``
+workers: ``brainlike repro`` sets it for the stages it runs side by side, so that two stages on two
+cores fork one worker each rather than two (four busy processes on two cores ran two encode stages
+~15 % slower, measured); results do not depend on the number of workers. Tasks are module-level functions with picklable arguments. On a
 worker every task runs with ``threads_per_worker`` threads for torch and the BLAS libraries
 (threadpoolctl), so that a result does not depend on how many tasks share a machine; stages
 that pin threads for determinism (encoding ``threads``, the patterns solver) still do so inside
@@ -45,6 +48,7 @@ from ..errors import BrainlikeError, ConfigError
 
 ENV_SCHEDULER = "BRAINLIKE_COMPUTE_SCHEDULER"
 PARAMS_KEY = "compute.scheduler"
+ENV_WORKERS = "BRAINLIKE_COMPUTE_WORKERS"
 
 
 def effective_scheduler(cfg) -> str:
@@ -276,6 +280,21 @@ def _fork_map(task: _Pinned, items: list, extra: tuple, n_workers: int) -> list:
     return out
 
 
+def effective_workers(cfg) -> int:
+    """``compute.n_workers`` (default: one per core), at most ``$BRAINLIKE_COMPUTE_WORKERS`` when set."""
+    n = cfg.n_workers or os.cpu_count() or 1
+    env = os.environ.get(ENV_WORKERS, "").strip()
+    if not env:
+        return n
+    try:
+        cap = int(env)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ConfigError(f"${ENV_WORKERS}={env!r}: expected a whole number of workers >= 1 (it caps compute.n_workers)")
+    return min(n, cap)
+
+
 @contextlib.contextmanager
 def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
     """An :class:`Executor` for the ``compute`` section; closes the cluster/client on exit.
@@ -310,7 +329,7 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
         return
     if scheduler == "processes":
         yield Executor("processes", None, cfg.threads_per_worker, cfg.retries,
-                       forks=cfg.n_workers or os.cpu_count() or 1)
+                       forks=effective_workers(cfg))
         return
     from distributed import Client, LocalCluster
 
@@ -323,7 +342,7 @@ def open_executor(cfg=None, *, connect_timeout_s: float = 20.0) -> Iterator[Exec
         # took ~1.6x as long on a worker as in process (measured on the default), so it is unset.
         with dask.config.set({"distributed.scheduler.allowed-failures": cfg.retries,
                               "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(n_workers=cfg.n_workers or os.cpu_count() or 1,
+            cluster = LocalCluster(n_workers=effective_workers(cfg),
                                    threads_per_worker=cfg.threads_per_worker, memory_limit=cfg.memory_limit,
                                    processes=True, host="127.0.0.1", dashboard_address=None,
                                    # no dashboard; the scheduler's health endpoint on a free local port
