@@ -23,11 +23,13 @@ setup: $(STAMP) $(VENDOR)/vendor.json
 
 # torch first, with pip, from the pinned local CPU build; then uv installs the project
 # (uv does not see the local torch file, but keeps the installed one since it satisfies the pin).
+# pip would compile torch's ~2,300 modules one by one (20.6 s against 7.2 s without, measured);
+# the stages compile the few hundred they import on first use (~1.5 s, once) and keep them.
 # requirements.lock holds every other package at the version the committed outputs were built with.
 $(STAMP): pyproject.toml requirements-data.txt requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
-	@$(BIN)/python -m pip install -q torch==2.13.0
+	@$(BIN)/python -m pip install -q --no-compile torch==2.13.0
 	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -c requirements.lock -e '.[dev]'
 	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode --no-deps -c requirements.lock -r requirements-data.txt
 	@touch $@
