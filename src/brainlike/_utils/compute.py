@@ -219,7 +219,10 @@ class Executor:
         items = list(items)
         extra = () if shared is None else (shared,)
         if self.client is None:
-            if self.forks > 1 and fork and len(items) > 1:
+            # several tasks run on forked workers pinned to `threads`, one worker included (a pool
+            # capped by $BRAINLIKE_COMPUTE_WORKERS): in the stage's process they would run on its
+            # own thread count, and a BLAS reduction on two threads differs in the last bit
+            if self.forks >= 1 and fork and len(items) > 1:
                 return _fork_map(_Pinned(fn, self.threads), items, extra, self.forks)
             return [fn(it, *extra) for it in items]
         prefix = key_prefix or getattr(fn, "__name__", "task")
