@@ -23,9 +23,9 @@ per run, per (model, stimulus), ...) and params.yaml says *where* it runs::
 overrides the registry's uri). ``BRAINLIKE_COMPUTE_WORKERS`` caps the ``processes`` and ``local``
 workers: ``brainlike repro`` sets it for the stages it runs side by side, so that two stages on two
 cores fork one worker each rather than two (four busy processes on two cores ran two encode stages
-~15 % slower, measured); results do not depend on the number of workers. Tasks are module-level functions with picklable arguments. On a
-worker every task runs with ``threads_per_worker`` threads for torch and the BLAS libraries
-(threadpoolctl), so that a result does not depend on how many tasks share a machine; stages
+~15 % slower, measured); results do not depend on the number of workers. Tasks are module-level
+functions with picklable arguments. On a worker every task runs with ``threads_per_worker``
+threads for torch and the BLAS libraries (threadpoolctl), so that a result does not depend on how many tasks share a machine; stages
 that pin threads for determinism (encoding ``threads``, the patterns solver) still do so inside
 the task. A task whose worker dies (out of memory, a killed node) is rerun by Dask on another
 worker: up to ``retries`` times on a ``local`` cluster (the scheduler's ``allowed-failures``; an
@@ -289,13 +289,9 @@ def effective_workers(cfg) -> int:
     env = os.environ.get(ENV_WORKERS, "").strip()
     if not env:
         return n
-    try:
-        cap = int(env)
-    except ValueError:
-        cap = 0
-    if cap < 1:
+    if not env.isdigit() or int(env) < 1:
         raise ConfigError(f"${ENV_WORKERS}={env!r}: expected a whole number of workers >= 1 (it caps compute.n_workers)")
-    return min(n, cap)
+    return min(n, int(env))
 
 
 @contextlib.contextmanager
