@@ -318,18 +318,33 @@ def _one_gguf_parse():
     """Parse each GGUF file once while transformers loads it.
 
     transformers builds a ``gguf.GGUFReader`` for the tokenizer, again for the config and again
-    for the weights; with Gemma-3's 262k-token vocabulary each parse takes ~16 s here. The
-    reader is a read-only view of the file, so one instance per path serves all three.
-    Yields the readers by path, so the caller can read the header without a fourth parse.
+    for the weights; with Gemma-3's 262k-token vocabulary each parse took ~16 s here. The
+    reader is a read-only view of the file, so one instance per path serves all three, and it
+    reads through a plain array view of its memory map (one parse ~20 s -> ~7 s under the
+    profiler; the converted folder is the same bytes). Yields the readers by path, so the
+    caller can read the header without a fourth parse.
     """
     import gguf
+    import numpy as np
 
     original, readers = gguf.GGUFReader, {}
+
+    class PlainReader(original):
+        # The reader slices its np.memmap ~13 million times while it parses the vocabulary, and
+        # each slice of a memmap goes through Python (__getitem__, __array_finalize__): a plain
+        # ndarray view of the same mapped pages reads the same bytes at C speed.
+        @property
+        def data(self):
+            return self._plain
+
+        @data.setter
+        def data(self, value):
+            self._plain = np.asarray(value)
 
     def reader(path, *args, **kwargs):
         key = (str(path), args, tuple(sorted(kwargs.items())))
         if key not in readers:
-            readers[key] = original(path, *args, **kwargs)
+            readers[key] = PlainReader(path, *args, **kwargs)
         return readers[key]
 
     gguf.GGUFReader = reader
