@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from .._utils.atomic import atomic_paths
+from .._utils.compute import executor_for
 from .._utils.memo import Memo
 from .._utils.reproducible import write_timings
 from ..encoding.outputs import GROUP_FILE, SHARED_FILE, SUMMARY_FILE, TARGETS_FILE
@@ -112,24 +113,42 @@ def _ci_dict(b: dict) -> dict:
     return {"value": _num(b["value"]), "ci_low": _num(b["ci_low"]), "ci_high": _num(b["ci_high"])}
 
 
-def model_metrics(model: str, stimulus: str, patterns_root: Path, networks_root: Path, links: pd.DataFrame,
-                  n_boot: int = 1000, ci: float = 0.95, links_marginal: pd.DataFrame | None = None) -> dict:
-    """organization_metrics of one (model, stimulus), with their CIs (:func:`organization_cis`), and
-    the consistencies of the marginal maps' links (:func:`marginal_consistency`) when there are any.
+def cells_metrics(cells: list[tuple[str, str]], patterns_root: Path, networks_root: Path, links: pd.DataFrame,
+                  n_boot: int = 1000, ci: float = 0.95, links_marginal: pd.DataFrame | None = None,
+                  compute=None) -> list[dict]:
+    """organization_metrics of each (model, stimulus) of ``cells`` (in order), with their CIs
+    (:func:`organization_cis`), and the consistencies of the marginal maps' links
+    (:func:`marginal_consistency`) when there are any.
 
-    The result is memoised (``build/memo``) by the bytes of the files it reads, its links and
-    the arguments: a model added to the study does not recompute the others' bootstraps.
+    Each result is memoised (``build/memo``) by the bytes of the files it reads, its links and
+    the arguments: a model added to the study does not recompute the others' bootstraps. The
+    cells not in the memo run as tasks of ``compute`` (an Executor or a ComputeConfig; the
+    results do not depend on it).
     """
-    pdir, ndir = patterns_root / model / stimulus, networks_root / model / stimulus
-    lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
-    lm = None
-    if links_marginal is not None:
-        lm = links_marginal[(links_marginal["model"] == model) & (links_marginal["stimulus"] == stimulus)]
-        lm = lm if len(lm) else None
-    files = [pdir / ATOMS_FILE, pdir / SUBGROUPS_FILE, pdir / ANS_FILE, ndir / MAPS_FILE]
-    rows = [None if t is None else t.reset_index(drop=True) for t in (lk, lm)]  # row labels shift as models come
-    return Memo("metrics-model")(lambda: _model_metrics(pdir, ndir, lk, lm, n_boot, ci),
-                                 model, stimulus, files, rows, n_boot, ci)
+    memo, args, keys = Memo("metrics-model"), [], []
+    for model, stimulus in cells:
+        pdir, ndir = patterns_root / model / stimulus, networks_root / model / stimulus
+        lk = links[(links["model"] == model) & (links["stimulus"] == stimulus)]
+        lm = None
+        if links_marginal is not None:
+            lm = links_marginal[(links_marginal["model"] == model) & (links_marginal["stimulus"] == stimulus)]
+            lm = lm if len(lm) else None
+        files = [pdir / ATOMS_FILE, pdir / SUBGROUPS_FILE, pdir / ANS_FILE, ndir / MAPS_FILE]
+        rows = [None if t is None else t.reset_index(drop=True) for t in (lk, lm)]  # row labels shift as models come
+        args.append((pdir, ndir, lk, lm, n_boot, ci))
+        keys.append(memo.key(model, stimulus, files, rows, n_boot, ci))
+    missing = object()
+    done = [memo.get(k, missing) for k in keys]
+    miss = [i for i, d in enumerate(done) if d is missing]
+    if miss:
+        with executor_for(compute) as ex:
+            for i, res in zip(miss, ex.map(_cell_task, [args[i] for i in miss], key_prefix="metrics-model")):
+                done[i] = memo.put(keys[i], res)
+    return done
+
+
+def _cell_task(args: tuple) -> dict:
+    return _model_metrics(*args)
 
 
 def _model_metrics(pdir: Path, ndir: Path, lk: pd.DataFrame, lm: pd.DataFrame | None, n_boot: int, ci: float) -> dict:
@@ -329,17 +348,18 @@ def _correct_and_verdict(entries: dict, alpha: float) -> None:
         e["verdict"] = f"{m}: " + ("; ".join(parts) if parts else "nothing to compare with")
 
 
-def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets) -> dict[str, np.ndarray]:
+def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets, compute=None) -> dict[str, np.ndarray]:
     """Best Dice per planted network on subject resamples, for every strictly scored model.
 
     Adds ``ci_low`` / ``ci_high`` to each ``strict[model]["planted"]`` entry (in place) and
     returns the resamples, (n_boot, n_planted) per model, drawn with the same subject indices
     for every model of the stimulus (so trained minus twin is paired). Models whose encoding
-    folder is missing or whose subjects differ from the first model's are left out.
+    folder is missing or whose subjects differ from the first model's are left out. The models
+    not in the memo are resampled as tasks of ``compute`` (see :func:`cells_metrics`).
     """
     enc = params.encoding
     root = Path(enc.output)
-    boots, idx, subjects = {}, None, None
+    tasks, idx, subjects = {}, None, None
     for m in sorted(strict):
         folder = root / m / stimulus
         if not (folder / GROUP_FILE).is_file():
@@ -353,17 +373,30 @@ def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets) -> dict[str,
             valid = g["valid"]
         kw = dict(threshold=params.networks.threshold, fdr_alpha=params.networks.fdr_alpha,
                   top_fraction=params.networks.top_fraction, valid=valid, test=enc.group_test)
-        # memoised (build/memo): a model added to the study does not redraw the others' resamples
-        b = Memo("metrics-strict-bootstrap")(lambda: bootstrap_best_dice(z, strict[m], nets, idx, **kw),
-                                             z, strict[m], nets, idx, kw)
+        tasks[m] = (z, strict[m], nets, idx, kw)
+    # memoised (build/memo): a model added to the study does not redraw the others' resamples
+    memo = Memo("metrics-strict-bootstrap")
+    keys = {m: memo.key(*t) for m, t in tasks.items()}
+    missing = object()
+    boots = {m: memo.get(k, missing) for m, k in keys.items()}
+    miss = [m for m, b in boots.items() if b is missing]
+    if miss:
+        with executor_for(compute) as ex:
+            for m, b in zip(miss, ex.map(_bootstrap_task, [tasks[m] for m in miss], key_prefix="strict-bootstrap")):
+                boots[m] = memo.put(keys[m], b)
+    for m, b in boots.items():
         lo, hi = percentile_ci(b, enc.ci_level)
         for e, low, high in zip(strict[m]["planted"], lo, hi, strict=True):
             e["ci_low"], e["ci_high"] = float(low), float(high)
-        boots[m] = b
     return boots
 
 
-def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | None) -> dict:
+def _bootstrap_task(args: tuple) -> np.ndarray:
+    z, strict, nets, idx, kw = args
+    return bootstrap_best_dice(z, strict, nets, idx, **kw)
+
+
+def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | None, compute=None) -> dict:
     """``recovery.json``: every model's score, and the bounds, on each embedded stimulus with a ground truth.
 
     Parameters
@@ -371,6 +404,7 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
     params : Params
     links : every model's link table (:func:`~brainlike.networks.links.read_links`), or None
     bounds : the oracle's and null's link table, or None
+    compute : Executor or ComputeConfig for the strict scores' resamples (:func:`_strict_bootstrap`)
     """
     models = params.models
     by_stim: dict = {}
@@ -388,7 +422,7 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
                                          min_recovery_dice=params.metrics.min_recovery_dice) if len(sl) else {}
         if all("kind" in p for p in gt["planted"]):  # strict per-network scores (calibrated benchmark)
             strict = {m: score_planted(g, gt["planted"], nets) for m, g in sl.groupby("model")}
-            boots = _strict_bootstrap(params, stim, strict, nets)
+            boots = _strict_bootstrap(params, stim, strict, nets, compute)
             for m, sc in scores.items():
                 if m in strict:
                     sc["strict"] = strict[m]
@@ -426,13 +460,16 @@ def recovery_report(params, links: pd.DataFrame | None, bounds: pd.DataFrame | N
     return recovery
 
 
-def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
+def run_metrics(params, metrics_dir: str | Path | None = None, compute=None) -> dict:
     """Stage ``metrics``: write organization.json/.parquet, recovery.json and alice.json.
 
     Parameters
     ----------
     params : Params (the whole params.yaml)
     metrics_dir : folder for the outputs (default ``paths.metrics``)
+    compute : Executor or ComputeConfig, optional
+        Where the bootstraps of the (model, stimulus) cells and of the strict scores run
+        (default ``params.compute``); the outputs are the same bytes for every choice.
     """
     t0 = time.perf_counter()
     mdir = Path(metrics_dir or params.paths.metrics)
@@ -446,13 +483,18 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     bounds = read_bound_links(net_root)
     per_model: dict = {}
     surface = {} if links is None else {m: sorted(g["stimulus"].unique()) for m, g in links.groupby("model")}
+    with executor_for(compute or params.compute) as ex:
+        # every model's (model, stimulus) cells at once, so that their bootstraps run side by side
+        cells = [(m, s) for m in models for s in surface.get(m, [])]
+        of_cell = dict(zip(cells, cells_metrics(cells, pat_root, net_root, links, params.encoding.n_boot,
+                                                params.encoding.ci_level, links_m, compute=ex)))
+        recovery = recovery_report(params, links, bounds, compute=ex)
     for m in models:
         stims = surface.get(m, [])
         if not stims:
             continue
         prim = primary_stimulus(stims)
-        entry = model_metrics(m, prim, pat_root, net_root, links, params.encoding.n_boot, params.encoding.ci_level,
-                              links_m)
+        entry = of_cell[(m, prim)]
         twin = twin_of(m, models)
         entry |= {
             "stimulus": prim,
@@ -471,8 +513,7 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
             entry["vs_twin_shared"] = paired_comparison(a[common].to_numpy(), b[common].to_numpy(),
                                                         params.encoding.n_boot, params.encoding.ci_level)
         if len(stims) > 1:
-            entry["by_stimulus"] = {s: model_metrics(m, s, pat_root, net_root, links, params.encoding.n_boot,
-                                                       params.encoding.ci_level, links_m) for s in stims if s != prim}
+            entry["by_stimulus"] = {s: of_cell[(m, s)] for s in stims if s != prim}
         per_model[m] = entry
     tw = [e["vs_twin_shared"] for e in per_model.values() if e["trained"] and (e.get("vs_twin_shared") or {}).get("p")
           is not None]
@@ -482,8 +523,6 @@ def run_metrics(params, metrics_dir: str | Path | None = None) -> dict:
     mdir.mkdir(parents=True, exist_ok=True)
     tidy = tidy_metrics({m: {k: v for k, v in e.items() if k not in ("stimulus", "generation", "twin", "by_stimulus", "ci_units")}
                          for m, e in per_model.items()})
-
-    recovery = recovery_report(params, links, bounds)
 
     # real data, ROI space
     roi_stims = sorted({p.parent.name for m in models for p in (enc_root / m).glob(f"*/{SUMMARY_FILE}")
