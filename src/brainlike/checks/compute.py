@@ -117,7 +117,7 @@ def _check(args) -> int:
         run_networks(sorted(p.models), p.networks, p.encoding.output, p.paths.atlases, p.networks.output, mdir,
                      compute=ex, spins_file=spins)
         print(json.dumps({"networks": round(time.perf_counter() - t, 1)}), flush=True)
-    run_metrics(p, mdir)
+        run_metrics(p, mdir, compute=ex)  # its bootstraps on the same cluster
     wall = time.perf_counter() - t0
     ref, new = json.loads(reference.read_text()), json.loads((mdir / ORGANIZATION_FILE).read_text())
     if subset:
