@@ -61,6 +61,24 @@ def test_a_hit_returns_what_the_miss_returned(tmp_path, monkeypatch):
     assert not list(memo.folder.glob("*.tmp"))
 
 
+def test_fill_computes_only_the_missing_keys_in_one_call(tmp_path, monkeypatch):
+    memo = Memo("t", root=tmp_path)
+    memo.put("b", "stored b")
+    calls = []
+
+    def compute(missing):
+        calls.append(list(missing))
+        return [f"new {i}" for i in missing]
+
+    assert memo.fill(["a", "b", "c"], compute) == ["new 0", "stored b", "new 2"]
+    assert calls == [[0, 2]]  # one call for every miss, in order
+    assert memo.fill(["a", "b", "c"], compute) == ["new 0", "stored b", "new 2"]
+    assert calls == [[0, 2]]  # everything stored: no call at all
+    monkeypatch.setenv(MEMO_ENV, "0")
+    off = Memo("t", root=tmp_path)
+    assert off.fill(["a", "b"], compute) == ["new 0", "new 1"] and calls[-1] == [0, 1]
+
+
 def test_a_new_version_of_the_code_forgets_the_old_ones(tmp_path, monkeypatch):
     import brainlike._utils.memo as memo_mod
 

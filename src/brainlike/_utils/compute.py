@@ -25,12 +25,13 @@ workers: ``brainlike repro`` sets it for the stages it runs side by side, so tha
 cores fork one worker each rather than two (four busy processes on two cores ran two encode stages
 ~15 % slower, measured); results do not depend on the number of workers. Tasks are module-level
 functions with picklable arguments. On a worker every task runs with ``threads_per_worker``
-threads for torch and the BLAS libraries (threadpoolctl), so that a result does not depend on how many tasks share a machine; stages
-that pin threads for determinism (encoding ``threads``, the patterns solver) still do so inside
-the task. A task whose worker dies (out of memory, a killed node) is rerun by Dask on another
-worker: up to ``retries`` times on a ``local`` cluster (the scheduler's ``allowed-failures``; an
-external scheduler uses its own setting), and a task raising an unexpected exception (an I/O
-error on a network filesystem) is resubmitted ``retries`` times. A task's own
+threads for torch and the BLAS libraries (threadpoolctl), so that a result does not depend on
+how many tasks share a machine; stages that pin threads for determinism (encoding ``threads``,
+the patterns solver) still do so inside the task. A task whose worker dies (out of memory, a
+killed node) is rerun by Dask on another worker: up to ``retries`` times on a ``local`` cluster
+(the scheduler's ``allowed-failures``; an external scheduler uses its own setting), and a task
+raising an unexpected exception (an I/O error on a network filesystem) is resubmitted
+``retries`` times. A task's own
 :class:`~brainlike.errors.BrainlikeError` (bad data, bad params) is deterministic: it is not
 retried and comes back to the caller as the same exception.
 """

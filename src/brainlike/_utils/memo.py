@@ -36,7 +36,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -233,6 +233,18 @@ class Memo:
             for other in self.root.iterdir():
                 if other.name != self.version:
                     shutil.rmtree(other, ignore_errors=True)
+
+    def fill(self, keys: Sequence[str], compute: Callable[[list[int]], Iterable[Any]]) -> list:
+        """The stored value of each of ``keys``, in order; ``compute(missing)`` gives the values
+        of the keys not stored (their indices, in order: e.g. one executor map over them), which
+        are stored and returned in their places."""
+        missing = object()
+        done = [self.get(k, missing) for k in keys]
+        todo = [i for i, d in enumerate(done) if d is missing]
+        if todo:
+            for i, value in zip(todo, compute(todo), strict=True):
+                done[i] = self.put(keys[i], value)
+        return done
 
     def __call__(self, fn, *parts: Any) -> Any:
         """``fn()`` the first time ``parts`` are seen, the stored result afterwards."""

@@ -137,14 +137,12 @@ def cells_metrics(cells: list[tuple[str, str]], patterns_root: Path, networks_ro
         rows = [None if t is None else t.reset_index(drop=True) for t in (lk, lm)]  # row labels shift as models come
         args.append((pdir, ndir, lk, lm, n_boot, ci))
         keys.append(memo.key(model, stimulus, files, rows, n_boot, ci))
-    missing = object()
-    done = [memo.get(k, missing) for k in keys]
-    miss = [i for i, d in enumerate(done) if d is missing]
-    if miss:
+
+    def run(miss: list[int]) -> list[dict]:
         with executor_for(compute) as ex:
-            for i, res in zip(miss, ex.map(_cell_task, [args[i] for i in miss], key_prefix="metrics-model")):
-                done[i] = memo.put(keys[i], res)
-    return done
+            return ex.map(_cell_task, [args[i] for i in miss], key_prefix="metrics-model")
+
+    return memo.fill(keys, run)
 
 
 def _cell_task(args: tuple) -> dict:
@@ -375,15 +373,13 @@ def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets, compute=None
                   top_fraction=params.networks.top_fraction, valid=valid, test=enc.group_test)
         tasks[m] = (z, strict[m], nets, idx, kw)
     # memoised (build/memo): a model added to the study does not redraw the others' resamples
-    memo = Memo("metrics-strict-bootstrap")
-    keys = {m: memo.key(*t) for m, t in tasks.items()}
-    missing = object()
-    boots = {m: memo.get(k, missing) for m, k in keys.items()}
-    miss = [m for m, b in boots.items() if b is missing]
-    if miss:
+    memo, models = Memo("metrics-strict-bootstrap"), list(tasks)
+
+    def run(miss: list[int]) -> list[np.ndarray]:
         with executor_for(compute) as ex:
-            for m, b in zip(miss, ex.map(_bootstrap_task, [tasks[m] for m in miss], key_prefix="strict-bootstrap")):
-                boots[m] = memo.put(keys[m], b)
+            return ex.map(_bootstrap_task, [tasks[models[i]] for i in miss], key_prefix="strict-bootstrap")
+
+    boots = dict(zip(models, memo.fill([memo.key(*tasks[m]) for m in models], run)))
     for m, b in boots.items():
         lo, hi = percentile_ci(b, enc.ci_level)
         for e, low, high in zip(strict[m]["planted"], lo, hi, strict=True):

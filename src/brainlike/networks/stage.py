@@ -191,17 +191,16 @@ def run_networks(
     spins_part = Path(spins_file) if spins_file is not None else (cfg.n_spins, cfg.seed)
     keys = [memo.key(m, f.name, g, marginal, cfg, folder_files(f), spins_part, nets)
             for (m, f, g), (*_, marginal) in zip(todo, tasks)]
-    missing = object()
-    done = [memo.get(k, missing) for k in keys]
-    miss = [i for i, d in enumerate(done) if d is missing]
-    if miss:
+
+    def match(miss: list[int]) -> list:
         t = time.perf_counter()
-        perms = spins_for(cfg, nets, spins_file)
+        perms = spins_for(cfg, nets, spins_file)  # only when a cell is computed
         timings["spins_s"] = round(time.perf_counter() - t, 2)
         with executor_for(compute) as ex:
             shared = ex.share((nets, perms))
-            for i, res in zip(miss, ex.map(match_task, [tasks[i] for i in miss], key_prefix="networks", shared=shared)):
-                done[i] = memo.put(keys[i], res)
+            return ex.map(match_task, [tasks[i] for i in miss], key_prefix="networks", shared=shared)
+
+    done = memo.fill(keys, match)
     groups = list(dict.fromkeys(models)) + ([BOUNDS_DIR] if any(g == BOUNDS_DIR for *_, g in todo) else [])
     summary: dict = {}
     for group in groups:

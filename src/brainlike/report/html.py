@@ -122,15 +122,12 @@ def build_report(models: Sequence[ModelReport], compare: pd.DataFrame | None, ou
     if compare is not None and not compare.empty:
         body.append("<h2>Comparison across generations</h2>" + _table(compare))
     memo = Memo("report-section")
-    keys = [memo.key(m) for m in models]
-    sections = [memo.get(k) for k in keys]
-    todo = [i for i, s in enumerate(sections) if s is None]
-    if todo:
+
+    def draw(todo: list[int]) -> list[str]:
         with executor_for(compute) as ex:
-            drawn = ex.map(_model_section, [models[i] for i in todo], key_prefix="report")
-        for i, s in zip(todo, drawn, strict=True):
-            sections[i] = memo.put(keys[i], s)
-    body += sections
+            return ex.map(_model_section, [models[i] for i in todo], key_prefix="report")
+
+    body += memo.fill([memo.key(m) for m in models], draw)
     page = (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     write_text_atomic(out, page)
