@@ -125,9 +125,6 @@ def test_marginal_glm_is_each_atom_fitted_alone(glm_case):
     assert np.all(ar1_glm(Y, Xd, marginal=K).marginal_t[0] == 0)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect (README, 'Except the two random vision-language twins'): "
-                   "an atom whose unit contrast is outside the design's row space gets a z from the "
-                   "minimum-norm solution instead of no test; strict, so the fix must remove this mark")
 @pytest.mark.parametrize("gap", [0.0, 1e-8], ids=["collinear", "collinear-to-float32"])
 def test_atom_outside_the_row_space_is_untested(gap):
     """Three atoms whose third is the sum of the first two (exactly, or up to 1e-8 of its scale,
@@ -143,6 +140,50 @@ def test_atom_outside_the_row_space_is_untested(gap):
     Y = a @ np.array([[1.0] * V, [0.5] * V]) + rng.standard_normal((T, V))
     z = glm_contrasts(ar1_glm(Y, X), np.eye(3, 4))["z"]
     assert np.isnan(z).all()
+
+
+def test_estimable_atom_beside_collinear_ones_is_tested_and_stable():
+    """A rank-deficient design (atoms 0-2 collinear to 1e-8) with a fourth, independent atom:
+    only the fourth is tested, with ``dof = T - rank``; its z and the untested atoms' absence
+    do not move when the atoms are rounded to float32 (the precision they come from), while
+    the full-rank fit without the collinear atoms gives the same z to 1e-6."""
+    from brainlike.encoding.glm import ar1_glm, glm_contrasts
+
+    rng = np.random.default_rng(3)
+    T, V = 200, 40
+    a = _smooth(rng, T, 3)
+    A = np.column_stack([a[:, :2], a[:, :2].sum(1) + 1e-8 * rng.standard_normal(T), a[:, 2]])
+    X, _ = make_design(A, np.arange(T) * TR, None, 128.0)
+    Y = 0.8 * a[:, [2]] + _ar1(rng, T, V, 0.3)
+    fit = ar1_glm(Y, X)
+    assert fit.rank == X.shape[1] - 1 and fit.dof == T - fit.rank
+    g = glm_contrasts(fit, np.eye(4, X.shape[1]))
+    assert g["estimable"].tolist() == [False, False, False, True]
+    assert np.isnan(g["z"][:3]).all() and (g["z"][3] > 3).all()
+    g32 = glm_contrasts(ar1_glm(Y, make_design(A.astype(np.float32), np.arange(T) * TR, None, 128.0)[0]),
+                        np.eye(4, X.shape[1]))
+    assert g32["estimable"].tolist() == g["estimable"].tolist()
+    np.testing.assert_allclose(g32["z"][3], g["z"][3], rtol=1e-4)
+    # the same atom in a full-rank design (one of the collinear three dropped): the same fitted
+    # space, so the same estimate and z (the dof are the same too: T - rank either way)
+    Xf = np.delete(X, 2, axis=1)
+    gf = glm_contrasts(ar1_glm(Y, Xf), np.eye(3, Xf.shape[1]))
+    np.testing.assert_allclose(g["z"][3], gf["z"][2], rtol=1e-6)
+
+
+def test_untested_atom_is_never_significant_in_subject_or_group():
+    """fit_subject reports an atom outside the row space as ``estimable`` False with z 0, p 1
+    and no significant target, however strongly the data follow it."""
+    rng = np.random.default_rng(5)
+    T, V = 160, 30
+    a = _smooth(rng, T, 2)
+    A = np.column_stack([a, a.sum(1)])
+    Y = 2.0 * a.sum(1)[:, None] + _ar1(rng, T, V, 0.2)
+    out = fit_subject(A, Y, None, np.arange(T) * TR, EncodingConfig(n_permutations=0))
+    assert not out["estimable"].any()
+    assert not out["significant"].any() and (out["z"] == 0).all() and (out["p"] == 1).all()
+    g = fit_group(np.stack([out["z"], out["z"] * 0.5, out["z"]]), test="moderated_t")
+    assert not g["significant"].any()
 
 
 def test_marginal_map_keeps_the_sign_the_joint_fit_flips():

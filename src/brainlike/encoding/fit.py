@@ -62,6 +62,8 @@ def fit_subject(
     dict of arrays:
         ``z``, ``t``, ``beta``, ``p`` (two-sided), ``q`` (BH per atom), ``significant`` (bool):
         (K, V) GLM contrast maps, one per atom (signed: + activation, - deactivation);
+        ``estimable`` (K,) bool: False for an atom outside the design's row space (collinear
+        with other columns to float32 precision), which is not tested (z 0, p and q 1);
         ``rho`` (V,) AR(1) coefficient; ``dof`` ();
         ``r``, ``r2`` (V,) fold-mean held-out Pearson r and R^2 of the ridge model;
         ``alpha`` (n_folds, V) chosen ridge penalties;
@@ -81,8 +83,14 @@ def fit_subject(
     if glm:
         g = run_glm_ar1(Y, X, K, bins=cfg.ar_bins, batch_size=cfg.target_batch, device=cfg.device,
                         marginal=marginal)
-        rej, q = fdr_bh(g["p_two_sided"], cfg.fdr_alpha, axis=-1)
-        out.update(z=g["z"], t=g["t"], beta=g["effect"], p=g["p_two_sided"], q=q, significant=rej,
+        # an atom whose own effect is not estimable (outside the design's row space) is not
+        # tested: z, t and beta 0, p and q 1, never significant; BH is per atom, so its absent
+        # family changes no other atom's q
+        ok = g["estimable"]
+        p = np.where(ok[:, None], g["p_two_sided"], 1.0)
+        rej, q = fdr_bh(p, cfg.fdr_alpha, axis=-1)
+        z, t, beta = (np.where(ok[:, None], g[k], 0.0) for k in ("z", "t", "effect"))
+        out.update(z=z, t=t, beta=beta, p=p, q=q, significant=rej & ok[:, None], estimable=ok,
                    rho=g["rho"], dof=np.float64(g["dof"]))
         if marginal:
             out["z_marginal"] = g["marginal_z"]
@@ -248,6 +256,7 @@ def encode_run(
         "alpha": _scatter(fit["alpha"], valid, np.nan, np.float32),
         "rho": _scatter(fit["rho"], valid, np.nan, np.float32),
         "valid": valid,
+        "estimable": fit["estimable"],
     }
     if "r_p" in fit:
         maps["r_p"] = _scatter(fit["r_p"], valid, np.nan, np.float32)
@@ -310,7 +319,8 @@ def _combine_runs(maps: list[dict]) -> dict:
     for k in maps[0]:
         arr = np.stack([m[k] for m in maps])
         if arr.dtype == bool:
-            out[k] = arr.all(0) if k == "valid" else arr.any(0)
+            # a target or an atom counts for the subject when it does in every run
+            out[k] = arr.all(0) if k in ("valid", "estimable") else arr.any(0)
         else:
             out[k] = _nanmean(arr).astype(arr.dtype)
     return out

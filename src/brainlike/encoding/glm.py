@@ -15,6 +15,17 @@ nilearn's algorithm, reproduced step by step (``nilearn/glm/first_level/first_le
    ``dof = T - rank(X)``; one-sided ``p = t.sf(t, dof)``; ``z`` from ``p`` (``isf``) or from
    ``1 - p`` (``ppf``) whichever is stable, with nilearn's clipping.
 
+One departure, for designs that are not of full column rank. nilearn takes the rank, and its
+``pinv`` keeps directions, down to ``max(T, P)`` float64 eps of the largest singular value; the
+atoms come from float32 activations, so a direction that small is their rounding, not signal
+(a vision model's 64 atoms over a 210-TR movie of ~52 images have rank 48: 16 singular values
+at 1e-8 of the largest). Here the rank is that of the column-scaled design at
+``_RANK_RTOL`` (1e-6, ~8 float32 eps): a full-rank design is fitted exactly as before; a
+rank-deficient one keeps its ``rank`` directions (of the column-scaled whitened design, so
+that a column's units do not decide which), takes ``dof = T - rank``, and a contrast outside
+the design's row space -- whose minimum-norm estimate is set by rounding -- is *not tested*:
+its effect, t, p and z are NaN (:func:`glm_contrasts`, ``estimable``).
+
 Where nilearn loops (one ``ARModel`` per bin, then one masked pass per bin *per contrast*),
 this computes one pseudo-inverse per bin and handles every target of a bin and every contrast
 with matrix products, on CPU or CUDA. Agreement with nilearn: z within 1e-8 in float64 (see
@@ -35,6 +46,11 @@ from .stats import t_to_z, two_sided_p  # statistics without torch, used here
 
 _TINY = 1e-50  # nilearn DEF_TINY
 _SPAN_RTOL = 1e-10  # share of an atom's whitened norm outside the nuisance span below which it has none
+# singular values of the column-scaled design below this share of the largest are the float32
+# rounding of the atoms (~8 eps), not directions of the data: they do not count in the rank
+_RANK_RTOL = 1e-6
+# a (column-scaled) contrast with more than this share of its norm outside the row space is not estimable
+_ESTIMABLE_RTOL = 1e-3
 
 
 @dataclass
@@ -55,6 +71,13 @@ class GLMResult:
         ``pinv(Xw) pinv(Xw)^T`` of each bin's whitened design.
     dof : float
         Residual degrees of freedom ``T - rank(X)``.
+    rank : int
+        Rank of the column-scaled design at ``_RANK_RTOL`` (``P`` for a full-rank design).
+    row_basis : array of shape (rank, P) or None
+        Orthonormal basis of the column-scaled design's row space (None at full rank: every
+        contrast is estimable).
+    col_scale : array of shape (P,) or None
+        The column norms that scale it.
     marginal_t : array of shape (n_marginal, V) or None
         t of each of the first ``n_marginal`` columns fitted *alone* with the nuisance columns
         (``X[:, n_marginal:]``), whitened with the same ``rho`` (:func:`ar1_glm` ``marginal``).
@@ -71,18 +94,51 @@ class GLMResult:
     dof: float
     marginal_t: np.ndarray | None = None
     marginal_dof: float | None = None
+    rank: int | None = None
+    row_basis: np.ndarray | None = None
+    col_scale: np.ndarray | None = None
+
+    def estimable(self, contrasts: np.ndarray) -> np.ndarray:
+        """Whether each contrast row (P entries) lies in the design's row space, (n_contrasts,) bool."""
+        C = np.atleast_2d(np.asarray(contrasts, dtype=np.float64))
+        if self.row_basis is None:
+            return np.ones(C.shape[0], dtype=bool)
+        Cs = C / self.col_scale  # the contrast of the scaled design's coefficients
+        out = Cs - (Cs @ self.row_basis.T) @ self.row_basis
+        norm = np.linalg.norm(Cs, axis=1)
+        return np.linalg.norm(out, axis=1) <= _ESTIMABLE_RTOL * np.where(norm > 0, norm, 1.0)
 
 
-def pinv(A: torch.Tensor) -> torch.Tensor:
+def pinv(A: torch.Tensor, rank: int | None = None) -> torch.Tensor:
     """Moore-Penrose pseudo-inverse as ``scipy.linalg.pinv`` (SVD, ``rtol = max(M, N) eps``).
 
     ``torch.linalg.pinv`` gives the same matrix but is an order of magnitude slower on CPU for
-    the tall, thin designs used here.
+    the tall, thin designs used here. ``rank``: keep that many leading directions instead.
     """
     U, s, Vh = torch.linalg.svd(A, full_matrices=False)
+    if rank is not None:
+        return (Vh[:rank].T / s[:rank]) @ U[:, :rank].T
     tol = s.max() * max(A.shape) * torch.finfo(A.dtype).eps
     keep = s > tol
     return (Vh[keep].T / s[keep]) @ U[:, keep].T
+
+
+def design_rank(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Rank of ``X`` with its columns scaled to unit norm, at ``_RANK_RTOL``.
+
+    Returns
+    -------
+    rank : int
+    row_basis : array of shape (rank, P)
+        Orthonormal basis of the scaled design's row space.
+    col_scale : array of shape (P,)
+        The column norms (1 for an all-zero column, which then adds nothing to the rank).
+    """
+    scale = np.sqrt((X * X).sum(0))
+    scale = np.where(scale > 0, scale, 1.0)
+    _, s, Vh = np.linalg.svd(X / scale, full_matrices=False)
+    rank = int((s > s[0] * _RANK_RTOL).sum()) if s.size and s[0] > 0 else 0
+    return rank, Vh[:rank], scale
 
 
 def _whiten(A: torch.Tensor, rho: float) -> torch.Tensor:
@@ -137,10 +193,22 @@ def ar1_glm(
     V = Y.shape[1]
     if T <= P:
         raise DataError(None, f"{T} TRs cannot fit {P} regressors (need n_trs > n_regressors)", "design")
+    rank, row_basis, scale = design_rank(X)
+    if rank == 0:
+        raise DataError(None, "the design has no column with a non-zero value", "design")
+    full = rank == P
     dev = check_device(device)
     f64 = torch.float64
     Xt = to_tensor(X, dev, f64)
-    pinv0 = pinv(Xt)
+    scale_t = to_tensor(scale, dev, f64)
+
+    def _pinv(A: torch.Tensor) -> torch.Tensor:
+        # full rank: nilearn's pinv. Otherwise the rank leading directions of the column-scaled
+        # design, mapped back to the coefficients of X (same fitted values; for an estimable
+        # contrast the same estimate as any generalised inverse)
+        return pinv(A) if full else pinv(A / scale_t, rank) / scale_t[:, None]
+
+    pinv0 = _pinv(Xt)
 
     # pass 1: OLS residual moments per target (global-mean correction done afterwards, exactly
     # as nilearn's ``y = x - x.mean()`` over the whole residual matrix)
@@ -176,7 +244,7 @@ def ar1_glm(
     bounds = np.searchsorted(bin_index[order], np.arange(len(bin_values) + 1))
     for j, r in enumerate(bin_values):
         Xw = _whiten(Xt, float(r))
-        pw = pinv(Xw)
+        pw = _pinv(Xw)
         covs[j] = to_numpy(pw @ pw.T)
         if K:  # the whitened atoms without their nuisance part, and their squared norms
             Cw = Xw[:, K:]
@@ -194,15 +262,16 @@ def ar1_glm(
             B = pw @ Yw
             W = Yw - Xw @ B
             beta[:, idx] = to_numpy(B)
-            disp[idx] = to_numpy((W * W).sum(0)) / (T - P)
+            disp[idx] = to_numpy((W * W).sum(0)) / (T - rank)
             if K:
                 Yr = Yw - Cw @ (pc @ Yw)
                 num = Ar.T @ Yr  # (K, Vb)
                 sse = ((Yr * Yr).sum(0)[None] - num * num / den).clamp_min(0)
                 var = sse / mdof / den
                 mt[:, idx] = to_numpy(torch.where(live, num / den / torch.sqrt(var.clamp_min(_TINY)), 0.0))
-    dof = float(T - np.linalg.matrix_rank(X, eps))
-    return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof, mt, mdof)
+    dof = float(T - rank)
+    return GLMResult(beta, disp, rho, bin_index, bin_values, covs, dof, mt, mdof, rank,
+                     None if full else row_basis, None if full else scale)
 
 
 def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray]:
@@ -217,7 +286,9 @@ def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray
     Returns
     -------
     dict with arrays of shape (n_contrasts, V): ``effect``, ``variance``, ``t``, ``p``
-    (one-sided, nilearn's), ``p_two_sided``, ``z`` (signed), and ``dof`` (float).
+    (one-sided, nilearn's), ``p_two_sided``, ``z`` (signed), all NaN in the rows of a contrast
+    that is not estimable (outside the design's row space: not tested); ``estimable``
+    (n_contrasts,) bool; and ``dof`` (float).
     """
     C = np.atleast_2d(np.asarray(contrasts, dtype=np.float64))
     P = fit.beta.shape[0]
@@ -231,6 +302,9 @@ def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray
     # nilearn: sd = sqrt(var); Contrast stores sd**2 and divides by sqrt(max(var, tiny))
     variance = np.sqrt(variance) ** 2
     t = effect / np.sqrt(np.maximum(variance, _TINY))
+    ok = fit.estimable(C)
+    if not ok.all():
+        effect, variance, t = (np.where(ok[:, None], a, np.nan) for a in (effect, variance, t))
     p, z = t_to_z(t, fit.dof)
     return {
         "effect": effect,
@@ -239,6 +313,7 @@ def glm_contrasts(fit: GLMResult, contrasts: np.ndarray) -> dict[str, np.ndarray
         "p": p,
         "p_two_sided": two_sided_p(z),
         "z": z,
+        "estimable": ok,
         "dof": fit.dof,
     }
 

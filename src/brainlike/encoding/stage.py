@@ -211,7 +211,7 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
             timing[k] += v
     subjects = sorted(by_subject)
     summary: dict = {"subjects": {}, "n_runs": len(results), "n_subjects": len(subjects)}
-    sub_z, sub_zm, sub_valid, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], [], []
+    sub_z, sub_zm, sub_valid, sub_est, sub_r, sub_r2, nulls, target_r = [], [], [], [], [], [], [], []
     for s in subjects:
         res = by_subject[s]
         # runs of one subject: maps averaged (z, r), significant = any run
@@ -224,21 +224,27 @@ def write_stimulus(results: Sequence[dict], cfg: EncodingConfig, out: Path) -> d
         sub_z.append(m["z"])
         sub_zm.append(m.get("z_marginal"))
         sub_valid.append(m["valid"])
+        sub_est.append(m["estimable"])
         sub_r.append(m["r"])
         sub_r2.append(m["r2"])
         nl = [x["null"] for x in res]
         nulls.append(None if any(n is None for n in nl) else np.mean(nl, axis=0))
         target_r.append(tab.set_index("target")["r"])
     valid = np.logical_and.reduce(sub_valid)
+    # atoms estimable in every subject's design. An untested atom's subject maps are 0, so every
+    # group test gives it t = 0, p = 1 and no discovery (each atom is its own family and, for
+    # the moderated t, has its own prior); `estimable` says it was not tested, not null
+    est = np.logical_and.reduce(sub_est)
     zs = np.stack(sub_z)[:, :, valid].astype(np.float64)
     test = cfg.group_test if len(subjects) >= 2 else "stouffer"  # one subject: its own map
     g = fit_group(zs, cfg.fdr_alpha, test=test)
+    assert not g["significant"][~est].any()
     # constant targets are NaN in every subject: their mean stays NaN, silently
     r_mean, r2_mean = _nanmean(np.stack(sub_r)), _nanmean(np.stack(sub_r2))
     gm = {k: _scatter(g[k], valid, 0.0 if g[k].dtype != bool else False, np.float32 if g[k].dtype != bool else bool)
           for k in ("z", "t", "mean", "q", "significant", "positive", "negative")}
     gm["q"][:, ~valid] = 1.0
-    gm.update(valid=valid, r=np.where(valid, r_mean, np.nan).astype(np.float32),
+    gm.update(valid=valid, estimable=est, r=np.where(valid, r_mean, np.nan).astype(np.float32),
               r2=np.where(valid, r2_mean, np.nan).astype(np.float32))
     extra = {k: np.asarray(g[k], dtype=np.float64) for k in ("prior_dof", "prior_var") if k in g}  # moderated t
     if all(z is not None for z in sub_zm):  # marginal maps: the same group test, linked beside the joint ones

@@ -28,8 +28,9 @@ def summarise(maps: dict, targets: pd.DataFrame, cfg: EncodingConfig) -> dict:
     ``r_mean`` = mean held-out r over non-constant targets; ``r_top`` = mean r of the top
     ``cfg.top_fraction_r`` of them (the top decile by default); ``n_glm_significant`` = targets
     significant (BH-FDR per atom) for at least one atom; ``n_atoms_significant`` = atoms with at
-    least one significant target; ``n_targets_significant`` = permutation-tested targets with
-    BH q < fdr_alpha.
+    least one significant target; ``n_atoms_untested`` = atoms whose own effect is not
+    estimable (outside the design's row space), hence not tested; ``n_targets_significant`` =
+    permutation-tested targets with BH q < fdr_alpha.
     """
     valid = maps["valid"]
     r = maps["r"][valid]
@@ -42,6 +43,8 @@ def summarise(maps: dict, targets: pd.DataFrame, cfg: EncodingConfig) -> dict:
         "n_glm_significant": int(sig.any(0).sum()),
         "n_atoms_significant": int(sig.any(1).sum()),
     }
+    if "estimable" in maps:  # atoms outside the design's row space are not tested
+        out["n_atoms_untested"] = int((~np.asarray(maps["estimable"])).sum())
     if len(targets):
         out["targets_r_mean"] = _num(targets["r"].mean())
         out["targets_r_max"] = _num(targets["r"].max())
