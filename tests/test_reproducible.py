@@ -259,3 +259,78 @@ def test_importing_brainlike_caps_float_kernels_at_avx2():
     native = subprocess.run([sys.executable, "-c", "import brainlike, os; print(os.environ.get('OPENBLAS_CORETYPE'))"],
                             env=env | {"BRAINLIKE_NATIVE_KERNELS": "1"}, capture_output=True, text=True, check=True)
     assert native.stdout.strip() == "None"
+
+
+# --- the CI gate after `make run`: exact on the reference CPU, cross-CPU tolerances elsewhere ----
+def _git(ws: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True)
+
+
+def _committed_workspace(tmp_path: Path) -> Path:
+    import yaml
+
+    ws = tmp_path / "ws"
+    (ws / "metrics").mkdir(parents=True)
+    (ws / "src").mkdir()
+    (ws / "src" / "code.py").write_text("x = 1\n")
+    (ws / "metrics" / "m.json").write_text(json.dumps({"r": 0.25, "n": 1000, "verdict": "yes", "ok": True}))
+    (ws / "metrics" / "t.csv").write_text("model,r,n\na,0.5,200\n")
+    lock = {"schema": "2.0", "stages": {"s": {"cmd": "python run.py",
+                                              "deps": [{"path": "src", "md5": "aaa.dir"}, {"path": "data/in", "md5": "d1.dir"}],
+                                              "outs": [{"path": "data/out", "md5": "o1.dir"}]},
+                       "t": {"cmd": "python make.py", "deps": [{"path": "src", "md5": "aaa.dir"}],
+                             "outs": [{"path": "data/in", "md5": "d1.dir"}]}}}
+    (ws / "dvc.lock").write_text(yaml.safe_dump(lock))
+    _git(ws, "init", "-q")
+    _git(ws, "add", ".")
+    _git(ws, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "outputs")
+    return ws
+
+
+def test_committed_check_is_exact_on_the_reference_cpu_and_tolerant_elsewhere(tmp_path):
+    import yaml
+
+    from brainlike.checks.committed import CROSS_CPU, committed_differences
+
+    ws = _committed_workspace(tmp_path)
+    assert committed_differences(ws, exact=True) == ([], [], True)
+    # last-digit drift of another CPU: a float and a count move a little, the data md5 in dvc.lock
+    m = json.loads((ws / "metrics" / "m.json").read_text())
+    (ws / "metrics" / "m.json").write_text(json.dumps(m | {"r": 0.2501, "n": 1003}))
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    lock["stages"]["s"]["deps"][1]["md5"] = "d2.dir"  # the output of stage t
+    lock["stages"]["t"]["outs"][0]["md5"] = "d2.dir"
+    lock["stages"]["s"]["outs"][0]["md5"] = "o2.dir"
+    (ws / "dvc.lock").write_text(yaml.safe_dump(lock))
+    failures, within, exact = committed_differences(ws, exact=True)
+    assert sorted(f.split(":")[0] for f in failures) == ["dvc.lock", "metrics/m.json"] and exact
+    failures, within, exact = committed_differences(ws, exact=False)
+    assert failures == [] and sorted(within) == ["dvc.lock", "metrics/m.json"]
+    # beyond the tolerance, a changed verdict, a changed code hash, an untracked file: each named
+    (ws / "metrics" / "m.json").write_text(json.dumps(m | {"r": 0.25 * (1 + 3 * CROSS_CPU["rel"]) + CROSS_CPU["abs"],
+                                                            "verdict": "no"}))
+    (ws / "metrics" / "t.csv").write_text(f"model,r,n\na,0.5,{int(200 * (1 + 3 * CROSS_CPU['count']))}\n")
+    lock["stages"]["s"]["deps"][0]["md5"] = "bbb.dir"
+    (ws / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (ws / "metrics" / "new.json").write_text("{}")
+    failures, _, _ = committed_differences(ws, exact=False)
+    text = "\n".join(failures)
+    assert "metrics/m.json/r: committed 0.25" in text and "metrics/m.json/verdict" in text
+    assert "metrics/t.csv: row 0 column n" in text
+    assert "dvc.lock s: input src committed md5 aaa.dir" in text and "data/out" not in text
+    assert "metrics/new.json: untracked" in text
+    # a changed file that is not a metric must be the same on every CPU
+    (ws / "src" / "code.py").write_text("x = 2\n")
+    assert any(f.startswith("src/code.py: changed (not a metric") for f in committed_differences(ws, exact=False)[0])
+
+
+def test_host_signature_names_the_kernels_inputs(tmp_path, capsys):
+    from brainlike.checks.committed import REFERENCE, host_main, host_signature, reference_signature
+
+    sig = host_signature()
+    assert set(sig) == {"vendor", "family", "model", "model_name", "isa", "cache", "cpus"}
+    assert host_main([str(tmp_path), "--record"]) == 0
+    assert reference_signature(tmp_path) == sig and (tmp_path / REFERENCE).is_file()
+    assert host_main([str(tmp_path)]) == 0 and "this is the reference CPU" in capsys.readouterr().out

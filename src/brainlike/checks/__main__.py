@@ -1,4 +1,4 @@
-"""``python -m brainlike.checks {remote,compute,reproduce,portable,times,zoo} [ARGS]``: run one end-to-end check; its exit status."""
+"""``python -m brainlike.checks {remote,compute,reproduce,committed,host,portable,times,zoo} [ARGS]``: run one end-to-end check; its exit status."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ CHECKS = {
     "remote": "DVC remote round trip of a clean workspace (push, pull into a fresh copy, nothing re-runs)",
     "compute": "Dask run of encode -> networks -> metrics gives the serial organization.json",
     "reproduce": "re-run the pipeline (or --target stages) in a scratch copy and compare with the committed outputs",
+    "committed": "the tracked outputs after a run against HEAD: byte for byte on the CPU that built them",
+    "host": "this CPU's signature (--record: the committed outputs were built on it)",
     "portable": "no path of this machine and no wall time in the tracked outputs",
     "times": "per-stage wall times of the last run (build/timings)",
     "zoo": "the model-zoo experiment: the default plus experiments/zoo.yaml in build/zoo, comparison to metrics/zoo/",
@@ -28,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .remote import main as check
     elif args[0] == "reproduce":
         from .reproduce import main as check
+    elif args[0] == "committed":
+        from .committed import main as check
+    elif args[0] == "host":
+        from .committed import host_main as check
     elif args[0] == "portable":
         from .reproducible import portable_main as check
     elif args[0] == "times":

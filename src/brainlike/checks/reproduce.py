@@ -40,39 +40,54 @@ from .remote import fresh_copy
 
 
 def differences(a, b, where: str = "", rel_tol: float = 0.0,
-                names: tuple[str, str] = ("committed", "reproduced")) -> list[str]:
+                names: tuple[str, str] = ("committed", "reproduced"), abs_tol: float | None = None,
+                count_tol: float = 0.0) -> list[str]:
     """Paths (``/models/m/key``) where two JSON values differ, with both values.
 
-    Floats are equal within ``rel_tol`` (relative; ``abs_tol`` 1e-15 so that a reproduced 0.0 is
-    not a difference of an infinitesimal); NaN equals NaN; everything else must be equal.
-    ``names`` label ``a`` and ``b`` in the lines.
+    Floats are equal within ``rel_tol`` (relative) or ``abs_tol`` (absolute; default 1e-15 when
+    ``rel_tol`` is set, so that a reproduced 0.0 is not a difference of an infinitesimal, else
+    0); NaN equals NaN. Integers (counts; not booleans) are equal within ``count_tol`` of the
+    larger; everything else must be equal. ``names`` label ``a`` and ``b`` in the lines.
     """
+    if abs_tol is None:
+        abs_tol = 1e-15 if rel_tol else 0.0
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{where}/{k}: only {names[0] if k in a else names[1]}" for k in sorted(set(a) ^ set(b))]
         for k in a:
             if k in b:
-                out += differences(a[k], b[k], f"{where}/{k}", rel_tol, names)
+                out += differences(a[k], b[k], f"{where}/{k}", rel_tol, names, abs_tol, count_tol)
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]", rel_tol, names)]
+        return [d for i, (x, y) in enumerate(zip(a, b))
+                for d in differences(x, y, f"{where}[{i}]", rel_tol, names, abs_tol, count_tol)]
     if isinstance(a, float) and isinstance(b, float):
-        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-15 if rel_tol else 0.0):
+        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol):
             return []
+    if _is_count(a) and _is_count(b) and count_tol and abs(a - b) <= count_tol * max(abs(a), abs(b)):
+        return []
     return [] if a == b else [f"{where}: {names[0]} {a!r} != {names[1]} {b!r}"]
 
 
-def _csv_differences(a: bytes, b: bytes, rel_tol: float) -> list[str]:
+def _is_count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _frame_differences(da, db, rel_tol: float, abs_tol: float = 0.0, count_tol: float = 0.0) -> list[str]:
     import numpy as np
     import pandas as pd
 
-    da, db = pd.read_csv(io.BytesIO(a)), pd.read_csv(io.BytesIO(b))
     if list(da.columns) != list(db.columns) or da.shape != db.shape:
         return [f": columns/shape {list(da.columns)} {da.shape} != {list(db.columns)} {db.shape}"]
     out = []
     for col in da.columns:
         x, y = da[col], db[col]
-        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
-            bad = ~np.isclose(x.to_numpy(float), y.to_numpy(float), rtol=rel_tol, atol=0.0, equal_nan=True)
+        if pd.api.types.is_bool_dtype(x) or pd.api.types.is_bool_dtype(y):
+            bad = (x.astype(str) != y.astype(str)).to_numpy()
+        elif pd.api.types.is_integer_dtype(x) and pd.api.types.is_integer_dtype(y):
+            xa, ya = x.to_numpy(float), y.to_numpy(float)
+            bad = np.abs(xa - ya) > count_tol * np.maximum(np.abs(xa), np.abs(ya))
+        elif pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            bad = ~np.isclose(x.to_numpy(float), y.to_numpy(float), rtol=rel_tol, atol=abs_tol, equal_nan=True)
         else:
             bad = (x.astype(str) != y.astype(str)).to_numpy()
         xs, ys = x.tolist(), y.tolist()  # Python scalars: the lines show 0.25, not np.float64(0.25)
@@ -81,16 +96,34 @@ def _csv_differences(a: bytes, b: bytes, rel_tol: float) -> list[str]:
     return out
 
 
-def file_differences(committed: Path, reproduced: Path, rel_tol: float = 0.0) -> list[str]:
-    """What differs between two versions of one output file (empty: reproduced)."""
-    a, b = committed.read_bytes(), reproduced.read_bytes()
+def _csv_differences(a: bytes, b: bytes, rel_tol: float, abs_tol: float = 0.0, count_tol: float = 0.0) -> list[str]:
+    import pandas as pd
+
+    return _frame_differences(pd.read_csv(io.BytesIO(a)), pd.read_csv(io.BytesIO(b)), rel_tol, abs_tol, count_tol)
+
+
+def bytes_differences(suffix: str, a: bytes, b: bytes, rel_tol: float = 0.0, abs_tol: float | None = None,
+                      count_tol: float = 0.0) -> list[str]:
+    """What differs between two versions (bytes) of one output file of type ``suffix`` (empty: the
+    same). JSON and CSV are compared as numbers (:func:`differences`), Parquet as a table when a
+    tolerance is given, anything else byte for byte."""
     if a == b:
         return []
-    if committed.suffix == ".json":
-        return differences(json.loads(a), json.loads(b), "", rel_tol)
-    if committed.suffix == ".csv":
-        return _csv_differences(a, b, rel_tol)
+    if suffix == ".json":
+        return differences(json.loads(a), json.loads(b), "", rel_tol, abs_tol=abs_tol, count_tol=count_tol)
+    if suffix == ".csv":
+        return _csv_differences(a, b, rel_tol, abs_tol or 0.0, count_tol)
+    if suffix == ".parquet" and (rel_tol or abs_tol or count_tol):
+        import pandas as pd
+
+        return _frame_differences(pd.read_parquet(io.BytesIO(a)), pd.read_parquet(io.BytesIO(b)), rel_tol,
+                                  abs_tol or 0.0, count_tol)
     return [": bytes differ"]
+
+
+def file_differences(committed: Path, reproduced: Path, rel_tol: float = 0.0) -> list[str]:
+    """What differs between two versions of one output file (empty: reproduced)."""
+    return bytes_differences(committed.suffix, committed.read_bytes(), reproduced.read_bytes(), rel_tol)
 
 
 def lock_differences(committed_lock: Path, reproduced_lock: Path) -> list[str]:
