@@ -334,3 +334,26 @@ def test_host_signature_names_the_kernels_inputs(tmp_path, capsys):
     assert host_main([str(tmp_path), "--record"]) == 0
     assert reference_signature(tmp_path) == sig and (tmp_path / REFERENCE).is_file()
     assert host_main([str(tmp_path)]) == 0 and "this is the reference CPU" in capsys.readouterr().out
+
+
+def test_table_comparison_takes_missing_text_as_equal():
+    """A text column with empty cells (the zoo's ``size``) read by pandas 3: missing equals
+    missing, a changed label is named."""
+    from brainlike.checks.reproduce import bytes_differences
+
+    a = b"model,size,r\nm1,,0.5\nm2,0.5B,0.25\n"
+    assert bytes_differences(".csv", a, a.replace(b"0.5\n", b"0.50\n")) == []
+    lines = bytes_differences(".csv", a, a.replace(b"0.5B", b"1.5B"))
+    assert len(lines) == 1 and "row 1 column size" in lines[0]
+
+
+def test_committed_check_can_report_moved_metrics_without_failing(tmp_path):
+    from brainlike.checks.committed import committed_differences
+
+    ws = _committed_workspace(tmp_path)
+    (ws / "metrics" / "m.json").write_text(json.dumps({"r": 0.9, "n": 1000, "verdict": "yes", "ok": True}))
+    (ws / "metrics" / "stray.json").write_text("{}")
+    moved: list[str] = []
+    failures, _, _ = committed_differences(ws, exact=False, moved=moved)
+    assert moved == ["metrics/m.json/r: committed 0.25 != reproduced 0.9"]
+    assert failures == ["metrics/stray.json: untracked file left by the run"]

@@ -82,18 +82,25 @@ def _frame_differences(da, db, rel_tol: float, abs_tol: float = 0.0, count_tol: 
     for col in da.columns:
         x, y = da[col], db[col]
         if pd.api.types.is_bool_dtype(x) or pd.api.types.is_bool_dtype(y):
-            bad = (x.astype(str) != y.astype(str)).to_numpy()
+            bad = _text_differs(x, y)
         elif pd.api.types.is_integer_dtype(x) and pd.api.types.is_integer_dtype(y):
             xa, ya = x.to_numpy(float), y.to_numpy(float)
             bad = np.abs(xa - ya) > count_tol * np.maximum(np.abs(xa), np.abs(ya))
         elif pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
             bad = ~np.isclose(x.to_numpy(float), y.to_numpy(float), rtol=rel_tol, atol=abs_tol, equal_nan=True)
         else:
-            bad = (x.astype(str) != y.astype(str)).to_numpy()
+            bad = _text_differs(x, y)
         xs, ys = x.tolist(), y.tolist()  # Python scalars: the lines show 0.25, not np.float64(0.25)
         out += [f": row {i} column {col}: committed {xs[i]!r} != reproduced {ys[i]!r}"
                 for i in np.flatnonzero(bad)[:5]]
     return out
+
+
+def _text_differs(x, y):
+    """Cells that differ as text; missing equals missing (pandas 3's string dtype keeps a missing
+    value missing through ``astype(str)``, and missing != missing)."""
+    same = (x.astype(str) == y.astype(str)).fillna(False).to_numpy(dtype=bool)
+    return ~(same | (x.isna().to_numpy() & y.isna().to_numpy()))
 
 
 def _csv_differences(a: bytes, b: bytes, rel_tol: float, abs_tol: float = 0.0, count_tol: float = 0.0) -> list[str]:
