@@ -357,3 +357,15 @@ def test_committed_check_can_report_moved_metrics_without_failing(tmp_path):
     failures, _, _ = committed_differences(ws, exact=False, moved=moved)
     assert moved == ["metrics/m.json/r: committed 0.25 != reproduced 0.9"]
     assert failures == ["metrics/stray.json: untracked file left by the run"]
+
+
+def test_verdict_text_compares_its_numbers_within_the_tolerance():
+    """A verdict that prints a q of 0.0859 on one CPU and 0.0858 on another is the same verdict;
+    one whose words change ("beats" -> "does not beat") or whose count moves is not."""
+    from brainlike.checks.reproduce import differences
+
+    a = "m: does not beat its twin (r difference +0.017 [-0.004, +0.040], BH q=0.0859, 3/6 ROIs higher)"
+    assert differences({"v": a}, {"v": a.replace("0.0859", "0.0858")}, rel_tol=0.02, abs_tol=0.02) == []
+    assert differences({"v": a}, {"v": a.replace("does not beat", "beats")}, rel_tol=0.02, abs_tol=0.02)
+    assert differences({"v": a}, {"v": a.replace("3/6", "4/6")}, rel_tol=0.02, abs_tol=0.02)
+    assert differences({"v": a}, {"v": a.replace("0.0859", "0.0858")})  # exact by default

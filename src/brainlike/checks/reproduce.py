@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -47,7 +48,9 @@ def differences(a, b, where: str = "", rel_tol: float = 0.0,
     Floats are equal within ``rel_tol`` (relative) or ``abs_tol`` (absolute; default 1e-15 when
     ``rel_tol`` is set, so that a reproduced 0.0 is not a difference of an infinitesimal, else
     0); NaN equals NaN. Integers (counts; not booleans) are equal within ``count_tol`` of the
-    larger; everything else must be equal. ``names`` label ``a`` and ``b`` in the lines.
+    larger. With a set ``abs_tol``, texts that carry numbers (verdicts) are equal when their
+    words are and each of their numbers is within the tolerances. Everything else must be
+    equal. ``names`` label ``a`` and ``b`` in the lines.
     """
     if abs_tol is None:
         abs_tol = 1e-15 if rel_tol else 0.0
@@ -65,7 +68,22 @@ def differences(a, b, where: str = "", rel_tol: float = 0.0,
             return []
     if _is_count(a) and _is_count(b) and count_tol and abs(a - b) <= count_tol * max(abs(a), abs(b)):
         return []
+    if isinstance(a, str) and isinstance(b, str) and abs_tol and _same_text_but_numbers(a, b, rel_tol, abs_tol):
+        return []
     return [] if a == b else [f"{where}: {names[0]} {a!r} != {names[1]} {b!r}"]
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _same_text_but_numbers(a: str, b: str, rel_tol: float, abs_tol: float) -> bool:
+    """Whether two texts (a verdict: "does not beat its twin (... BH q=0.0859 ...)") have the same
+    words and the same count of numbers, each pair within the tolerances."""
+    if _NUMBER.sub("#", a) != _NUMBER.sub("#", b):
+        return False
+    xs, ys = _NUMBER.findall(a), _NUMBER.findall(b)
+    return len(xs) == len(ys) and all(math.isclose(float(x), float(y), rel_tol=rel_tol, abs_tol=abs_tol)
+                                      for x, y in zip(xs, ys))
 
 
 def _is_count(x) -> bool:
