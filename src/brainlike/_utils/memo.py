@@ -246,6 +246,18 @@ class Memo:
                 done[i] = self.put(keys[i], value)
         return done
 
+    def map(self, keys: Sequence[str], fn: Callable[[Any], Any], items: Sequence[Any], compute=None,
+            key_prefix: str | None = None) -> list:
+        """:meth:`fill` with ``fn(items[i])`` for each key not stored, run as tasks of ``compute``
+        (an Executor or a ComputeConfig, :func:`~brainlike._utils.compute.executor_for`)."""
+        from .compute import executor_for
+
+        def run(todo: list[int]) -> list:
+            with executor_for(compute) as ex:
+                return ex.map(fn, [items[i] for i in todo], key_prefix=key_prefix)
+
+        return self.fill(keys, run)
+
     def __call__(self, fn, *parts: Any) -> Any:
         """``fn()`` the first time ``parts`` are seen, the stored result afterwards."""
         key = self.key(*parts)

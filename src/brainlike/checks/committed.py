@@ -35,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+from .._utils.atomic import write_text_atomic
+from .outputs import _git
 from .reproduce import bytes_differences
 
 REFERENCE = Path(".ci") / "reference-host.json"
@@ -77,13 +79,14 @@ def reference_signature(workspace: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _git(args: Sequence[str], workspace: Path) -> bytes:
-    return subprocess.run(["git", *args], cwd=workspace, check=True, capture_output=True).stdout
+def _committed_bytes(rel: str, workspace: Path) -> bytes:
+    # bytes, not text (Parquet): outputs._git decodes
+    return subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=workspace, check=True, capture_output=True).stdout
 
 
 def changed_files(workspace: Path) -> list[tuple[str, str]]:
     """(status, path) of every changed, deleted or untracked file (``git status --porcelain``)."""
-    out = _git(["status", "--porcelain", "-z", "--untracked-files=all"], workspace).decode()
+    out = _git(["status", "--porcelain", "-z", "--untracked-files=all"], workspace).stdout
     return [(e[:2], e[3:]) for e in out.split("\0") if e]
 
 
@@ -150,11 +153,11 @@ def committed_differences(workspace: str | Path, exact: bool | None = None,
         elif exact:
             failures.append(f"{rel}: changed")
         elif rel == "dvc.lock":
-            diffs = lock_structure_differences(yaml.safe_load(_git(["show", "HEAD:dvc.lock"], ws)) or {},
+            diffs = lock_structure_differences(yaml.safe_load(_committed_bytes("dvc.lock", ws)) or {},
                                                yaml.safe_load((ws / rel).read_text()) or {})
             (failures.extend(diffs) if diffs else within.append(rel))
         elif rel.startswith("metrics/"):
-            diffs = bytes_differences(Path(rel).suffix, _git(["show", f"HEAD:{rel}"], ws), (ws / rel).read_bytes(),
+            diffs = bytes_differences(Path(rel).suffix, _committed_bytes(rel, ws), (ws / rel).read_bytes(),
                                       CROSS_CPU["rel"], CROSS_CPU["abs"], CROSS_CPU["count"])
             if not diffs:
                 within.append(rel)
@@ -220,9 +223,7 @@ def host_main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         path = Path(args.workspace) / REFERENCE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
         print(f"host: recorded this CPU as the reference in {REFERENCE}")
     else:
         ref = reference_signature(Path(args.workspace).resolve())

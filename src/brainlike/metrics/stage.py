@@ -137,12 +137,7 @@ def cells_metrics(cells: list[tuple[str, str]], patterns_root: Path, networks_ro
         rows = [None if t is None else t.reset_index(drop=True) for t in (lk, lm)]  # row labels shift as models come
         args.append((pdir, ndir, lk, lm, n_boot, ci))
         keys.append(memo.key(model, stimulus, files, rows, n_boot, ci))
-
-    def run(miss: list[int]) -> list[dict]:
-        with executor_for(compute) as ex:
-            return ex.map(_cell_task, [args[i] for i in miss], key_prefix="metrics-model")
-
-    return memo.fill(keys, run)
+    return memo.map(keys, _cell_task, args, compute, key_prefix="metrics-model")
 
 
 def _cell_task(args: tuple) -> dict:
@@ -373,13 +368,9 @@ def _strict_bootstrap(params, stimulus: str, strict: Mapping, nets, compute=None
                   top_fraction=params.networks.top_fraction, valid=valid, test=enc.group_test)
         tasks[m] = (z, strict[m], nets, idx, kw)
     # memoised (build/memo): a model added to the study does not redraw the others' resamples
-    memo, models = Memo("metrics-strict-bootstrap"), list(tasks)
-
-    def run(miss: list[int]) -> list[np.ndarray]:
-        with executor_for(compute) as ex:
-            return ex.map(_bootstrap_task, [tasks[models[i]] for i in miss], key_prefix="strict-bootstrap")
-
-    boots = dict(zip(models, memo.fill([memo.key(*tasks[m]) for m in models], run)))
+    memo, items = Memo("metrics-strict-bootstrap"), list(tasks.values())
+    boots = dict(zip(tasks, memo.map([memo.key(*t) for t in items], _bootstrap_task, items, compute,
+                                     key_prefix="strict-bootstrap")))
     for m, b in boots.items():
         lo, hi = percentile_ci(b, enc.ci_level)
         for e, low, high in zip(strict[m]["planted"], lo, hi, strict=True):

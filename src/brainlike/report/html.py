@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .._utils.atomic import write_text_atomic
-from .._utils.compute import executor_for
 from .._utils.memo import Memo
 from .figures import layer_histogram_png, link_heatmap_png, surface_png
 
@@ -122,12 +121,7 @@ def build_report(models: Sequence[ModelReport], compare: pd.DataFrame | None, ou
     if compare is not None and not compare.empty:
         body.append("<h2>Comparison across generations</h2>" + _table(compare))
     memo = Memo("report-section")
-
-    def draw(todo: list[int]) -> list[str]:
-        with executor_for(compute) as ex:
-            return ex.map(_model_section, [models[i] for i in todo], key_prefix="report")
-
-    body += memo.fill([memo.key(m) for m in models], draw)
+    body += memo.map([memo.key(m) for m in models], _model_section, list(models), compute, key_prefix="report")
     page = (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     write_text_atomic(out, page)
