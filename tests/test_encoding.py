@@ -29,6 +29,7 @@ from brainlike.encoding import (
     ridge_loo,
     run_glm_ar1,
     sparse_fit,
+    t_to_z,
     word_baseline,
 )
 from brainlike.encoding.design import cosine_drift
@@ -416,6 +417,32 @@ def test_moderated_t_is_uniform_under_the_null_and_beats_the_t_test(d0):
     assert mod["positive"][:, 1000:].mean() < 0.01
     with pytest.raises(ConfigError, match="moderated_t"):
         fit_group(eff, 0.05, test="z")
+
+@pytest.mark.parametrize("dof", [3.0, 17.5, 287.0, 1e12])
+def test_t_to_z_is_nilearns_contrast_z_bit_for_bit(dof):
+    """p and z of t statistics are nilearn's ``Contrast`` p-value and z-score, bit for bit: one
+    tail per value (the smaller), and the other derived as scipy derives it."""
+    from nilearn.glm.contrasts import Contrast
+
+    rng = np.random.default_rng(5)
+    t = np.concatenate([rng.standard_normal(20000) * s for s in (1e-3, 1.0, 4.0, 40.0)]
+                       + [[0.0, -0.0, 1e-300, -1e-300, 60.0, -60.0, np.nan]])
+    p, z = t_to_z(t, dof)
+    c = Contrast(effect=np.ones((1, t.size)), variance=np.ones(t.size), dim=1, dof=dof, stat_type="t")
+    c.stat_ = t
+    want_p = c.p_value()
+    want_z = c.z_score()
+    np.testing.assert_array_equal(p, want_p)
+    np.testing.assert_array_equal(z, want_z)
+    # and the bytes of the two-call form it replaced (both tails computed), signed zeros included
+    from scipy import special
+
+    df = min(dof, 1e10)  # nilearn's dofmax
+    p2 = special.stdtr(df, -t)
+    z2 = -special.ndtri(np.clip(p2, 1e-300, 1 - 1e-16))
+    z2[z2 < 0] = special.ndtri(np.clip(special.stdtr(df, t[z2 < 0]), 1e-300, 1 - 1e-16))
+    assert p.tobytes() == p2.tobytes() and z.tobytes() == z2.tobytes()
+
 
 def test_word_baseline():
     words = pd.DataFrame({"word": ["a", "little", "lighthouse", "stone"], "onset": [1.0, 2.0, 3.0, 10.0],

@@ -33,12 +33,15 @@ def t_to_z(t: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
     """
     df = min(float(dof), _DOFMAX)
     t = np.asarray(t, dtype=np.float64)
-    p = special.stdtr(df, -t)  # = scipy.stats.t.sf(t, df)
+    # One Student-t tail per value, the smaller one: scipy computes stdtr(df, x) for x > 0 as
+    # 1 - stdtr(df, -x), so p = stdtr(df, -t) (= scipy.stats.t.sf(t, df)) is `small` or
+    # 1 - `small` bit for bit, and the lower tail nilearn takes below is `small` itself.
+    small = np.asarray(special.stdtr(df, -np.abs(t)))
+    p = np.where(t > 0, small, 1 - small)
     z = np.asarray(-special.ndtri(np.clip(p, 1e-300, 1 - 1e-16)))  # = norm.isf
-    # where the upper tail is > 0.5, z comes from the lower one (t.cdf, norm.ppf), as in
-    # nilearn; computed only there (half the special-function calls, same values)
+    # where the upper tail is > 0.5, z comes from the lower one (t.cdf, norm.ppf), as in nilearn
     lower = z < 0
-    z[lower] = special.ndtri(np.clip(special.stdtr(df, t[lower]), 1e-300, 1 - 1e-16))
+    z[lower] = special.ndtri(np.clip(small[lower], 1e-300, 1 - 1e-16))
     return p, z
 
 
