@@ -166,6 +166,30 @@ def test_permutations_against_brute_force(nets, perms):
             assert perms[7, v] == nearest
 
 
+def test_bounded_search_gives_the_unbounded_nearest_source(nets, perms):
+    """Every vertex of every spin: the bounded KD-tree search (with its unbounded retry) picks the
+    vertex an unbounded search picks, and the retry path is taken (points far from any source)."""
+    from scipy.spatial import cKDTree
+
+    from brainlike.networks.spin import _BOUND_SPACING
+
+    coords = sphere_coords()
+    n_h = coords.shape[0] // 2
+    valid = nets.cortex
+    flip = np.diag([-1.0, 1.0, 1.0])
+    far = 0
+    for h in range(2):
+        src = np.flatnonzero(valid[h * n_h : (h + 1) * n_h]) + h * n_h
+        tree = cKDTree(coords[src])
+        bound = _BOUND_SPACING * tree.query(coords[src], k=2)[0][:, 1].mean()
+        for s, rot in enumerate(random_rotations(N_SPINS, seed=0)):
+            r = flip @ rot @ flip if h else rot
+            dist, nn = tree.query(coords[src] @ r, k=1)
+            far += int((dist >= bound).sum())
+            np.testing.assert_array_equal(perms[s, src], src[nn])
+    assert far > 0
+
+
 def test_spin_null_equals_direct_gather(nets, perms):
     rng = np.random.default_rng(5)
     maps = nets.masks[rng.integers(0, nets.masks.shape[0], 6)].copy()

@@ -51,6 +51,7 @@ def random_rotations(n: int, seed: int) -> np.ndarray:
 
 
 _SPIN_BATCH = 50  # rotations per KD-tree query
+_BOUND_SPACING = 0.7  # first search radius, in mean vertex spacings (answers do not depend on it)
 
 
 def spin_permutations(
@@ -102,6 +103,10 @@ def spin_permutations(
         # nearest x is the same as asking the unrotated tree for the one nearest R^T x.
         tree = cKDTree(coords[src])
         pts = coords[tgt]
+        # The search is bounded at 0.7 of the mesh's mean vertex spacing, which prunes the tree
+        # (1.37x on fsaverage5); the few points with no source that close (~5 %, near the medial
+        # wall) are asked again unbounded, so every answer is the nearest source, as before.
+        bound = _BOUND_SPACING * float(tree.query(coords[src], k=2)[0][:, 1].mean()) if src.size > 1 else np.inf
         # _SPIN_BATCH rotations per query: one call's threads split ~500k points instead of
         # ~10k (1.6x on 2 cores; each point's nearest neighbour is the same either way)
         for s0 in range(0, n_spins, _SPIN_BATCH):
@@ -109,7 +114,11 @@ def spin_permutations(
             if h == 1:
                 rots = REFLECT @ rots @ REFLECT
             # rows are points: (R^T x)^T = x^T R
-            _, nn = tree.query(np.concatenate([pts @ rot for rot in rots]), k=1, workers=-1)
+            q = np.concatenate([pts @ rot for rot in rots])
+            dist, nn = tree.query(q, k=1, workers=-1, distance_upper_bound=bound)
+            far = ~np.isfinite(dist)
+            if far.any():
+                nn[far] = tree.query(q[far], k=1, workers=-1)[1]
             perms[s0 : s0 + len(rots), tgt] = src[nn].reshape(len(rots), tgt.size)
     return perms
 
@@ -229,7 +238,9 @@ def _spin_exceed(maps, networks, perms, observed, batch, spins_per_chunk, return
         mat = sparse.csr_matrix(
             (
                 np.tile(base.data, n_c),
-                chunk[:, base.indices].ravel(),
+                # np.take: a C-ordered gather; chunk[:, idx] comes out Fortran-ordered and its
+                # ravel() copied it again, strided (~6x the gather itself)
+                np.take(chunk, base.indices, axis=1).ravel(),
                 np.concatenate([[0], (base.indptr[1:][None, :] + base.nnz * np.arange(n_c)[:, None]).ravel()]),
             ),
             shape=(n_c * n_rows, n_v),
