@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,8 +79,7 @@ def reference_signature(workspace: Path) -> dict | None:
 
 
 def _committed_bytes(rel: str, workspace: Path) -> bytes:
-    # bytes, not text (Parquet): outputs._git decodes
-    return subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=workspace, check=True, capture_output=True).stdout
+    return _git(["show", f"HEAD:{rel}"], workspace, text=False).stdout  # bytes: Parquet is not text
 
 
 def changed_files(workspace: Path) -> list[tuple[str, str]]:

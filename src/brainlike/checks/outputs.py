@@ -112,13 +112,17 @@ def _tail(proc: subprocess.CompletedProcess[str], n: int = 1500) -> str:
     return " / ".join(keep)[-n:]
 
 
-def _git(args: Sequence[str], cwd: str | Path) -> subprocess.CompletedProcess[str]:
+def _git(args: Sequence[str], cwd: str | Path, text: bool = True) -> subprocess.CompletedProcess:
+    """``git args`` in ``cwd``; a failure is a DataError naming the command. ``text=False`` keeps
+    stdout as bytes (a committed Parquet file)."""
     # Fixed identity and no signing: W2 is a throwaway clone, its commit is never shared.
     cmd = ["git", "-c", "user.name=brainlike", "-c", "user.email=brainlike@localhost",
            "-c", "commit.gpgsign=false", *args]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=text)
     if proc.returncode != 0:
-        raise DataError(cwd, f"`git {' '.join(args)}` exited {proc.returncode}: {_tail(proc)}")
+        err = proc.stderr if text else proc.stderr.decode(errors="replace")
+        raise DataError(cwd, f"`git {' '.join(args)}` exited {proc.returncode}: "
+                             f"{_tail(subprocess.CompletedProcess(cmd, proc.returncode, '', err))}")
     return proc
 
 

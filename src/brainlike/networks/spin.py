@@ -104,8 +104,9 @@ def spin_permutations(
         tree = cKDTree(coords[src])
         pts = coords[tgt]
         # The search is bounded at 0.7 of the mesh's mean vertex spacing, which prunes the tree
-        # (1.37x on fsaverage5); the few points with no source that close (~5 %, near the medial
-        # wall) are asked again unbounded, so every answer is the nearest source, as before.
+        # (queries 1.37x faster on fsaverage5, stage `spins` 43.9 -> 36.6 CPU-s); the few points
+        # with no source that close (~5 %, near the medial wall) are asked again unbounded, so
+        # every answer is the nearest source, as before.
         bound = _BOUND_SPACING * float(tree.query(coords[src], k=2)[0][:, 1].mean()) if src.size > 1 else np.inf
         # _SPIN_BATCH rotations per query: one call's threads split ~500k points instead of
         # ~10k (1.6x on 2 cores; each point's nearest neighbour is the same either way)
